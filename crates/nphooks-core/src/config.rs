@@ -1,0 +1,239 @@
+//! Configuration, read once at start into typed structs. Every error names the variable.
+//! The same names serve Lambda, the local runner and the tests (see the README's table).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::routing::{Integration, ROUTES_VAR, RoutingTable};
+use crate::signature::WebhookAuth;
+use crate::{Error, Result};
+
+pub const WEBHOOK_SECRETS_VAR: &str = "NEXTPHONE_WEBHOOK_SECRETS";
+pub const API_KEY_VAR: &str = "NEXTPHONE_API_KEY";
+pub const IDEMPOTENCY_TABLE_VAR: &str = "IDEMPOTENCY_TABLE";
+pub const MAX_BODY_BYTES_VAR: &str = "NPHOOKS_MAX_BODY_BYTES";
+
+/// Default body limit: 256 KiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+/// The largest body that still fits an SQS message (1 MiB) once wrapped in the envelope.
+pub const MAX_BODY_BYTES_LIMIT: usize = 1024 * 1024 - 8 * 1024;
+
+/// A secret value. `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// A snapshot of configuration variables (the process environment, or given pairs).
+#[derive(Clone, Default)]
+pub struct Settings {
+    vars: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.vars.keys().collect();
+        names.sort();
+        f.debug_struct("Settings").field("names", &names).finish()
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Self {
+        Settings {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Settings {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// A set, non-blank value.
+    pub fn optional(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn required(&self, name: &'static str) -> Result<&str> {
+        self.optional(name).ok_or(Error::Config {
+            name,
+            problem: "is not set".into(),
+        })
+    }
+}
+
+/// The receiver's configuration.
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    pub auth: WebhookAuth,
+    pub idempotency_table: String,
+    pub queue_urls: BTreeMap<Integration, String>,
+    pub routes: RoutingTable,
+    pub max_body_bytes: usize,
+}
+
+impl ReceiverConfig {
+    pub fn from_settings(settings: &Settings) -> Result<Self> {
+        let secrets: Vec<Secret> = settings
+            .required(WEBHOOK_SECRETS_VAR)?
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Secret::new)
+            .collect();
+        if secrets.is_empty() {
+            return Err(Error::Config {
+                name: WEBHOOK_SECRETS_VAR,
+                problem: "holds no secret (expected a comma-separated list)".into(),
+            });
+        }
+        let api_key = settings.optional(API_KEY_VAR).map(Secret::new);
+
+        let routes = match settings.optional(ROUTES_VAR) {
+            Some(json) => RoutingTable::from_json(json)?,
+            None => RoutingTable::default_table(),
+        };
+        // Every integration the table can route to needs its queue.
+        let queue_urls = routes
+            .integrations()
+            .into_iter()
+            .map(|integration| {
+                let url = settings.required(integration.queue_url_var())?;
+                Ok((integration, url.to_owned()))
+            })
+            .collect::<Result<_>>()?;
+
+        let max_body_bytes = match settings.optional(MAX_BODY_BYTES_VAR) {
+            None => DEFAULT_MAX_BODY_BYTES,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_BODY_BYTES_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(Error::Config {
+                        name: MAX_BODY_BYTES_VAR,
+                        problem: format!(
+                            "must be a whole number of bytes from 1 to {MAX_BODY_BYTES_LIMIT} (the SQS limit less the envelope), got {text:?}"
+                        ),
+                    });
+                }
+            },
+        };
+
+        Ok(ReceiverConfig {
+            auth: WebhookAuth::new(secrets, api_key.as_ref()),
+            idempotency_table: settings.required(IDEMPOTENCY_TABLE_VAR)?.to_owned(),
+            queue_urls,
+            routes,
+            max_body_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            (WEBHOOK_SECRETS_VAR, "old-secret, new-secret"),
+            (API_KEY_VAR, "np_live_key"),
+            (IDEMPOTENCY_TABLE_VAR, "nphooks-idempotency"),
+            ("CRM_QUEUE_URL", "https://sqs/crm"),
+            ("EMAIL_QUEUE_URL", "https://sqs/email"),
+            ("SLACK_QUEUE_URL", "https://sqs/slack"),
+            ("NOTIFY_QUEUE_URL", "https://sqs/notify"),
+        ]
+    }
+
+    fn load(
+        overrides: &[(&'static str, &'static str)],
+        without: &[&str],
+    ) -> Result<ReceiverConfig> {
+        let mut pairs = base();
+        pairs.retain(|(k, _)| !without.contains(k));
+        pairs.extend_from_slice(overrides);
+        ReceiverConfig::from_settings(&Settings::from_pairs(pairs))
+    }
+
+    #[test]
+    fn given_a_complete_environment_then_the_config_loads_and_debug_hides_secrets() {
+        let config = load(&[], &[]).expect("valid");
+        assert_eq!(config.queue_urls.len(), 4);
+        assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        let debug = format!("{config:?}");
+        for secret in ["old-secret", "new-secret", "np_live_key"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+    }
+
+    #[test]
+    fn given_missing_or_bad_values_then_the_error_names_the_variable() {
+        type Pairs = &'static [(&'static str, &'static str)];
+        let cases: [(Pairs, &[&str], &str); 6] = [
+            (
+                &[],
+                &[WEBHOOK_SECRETS_VAR],
+                "NEXTPHONE_WEBHOOK_SECRETS is not set",
+            ),
+            (
+                &[(WEBHOOK_SECRETS_VAR, " , ")],
+                &[],
+                "NEXTPHONE_WEBHOOK_SECRETS holds no secret",
+            ),
+            (
+                &[],
+                &[IDEMPOTENCY_TABLE_VAR],
+                "IDEMPOTENCY_TABLE is not set",
+            ),
+            (&[], &["SLACK_QUEUE_URL"], "SLACK_QUEUE_URL is not set"),
+            (
+                &[(MAX_BODY_BYTES_VAR, "2MB")],
+                &[],
+                "NPHOOKS_MAX_BODY_BYTES must be",
+            ),
+            (&[(ROUTES_VAR, "[]")], &[], "NPHOOKS_ROUTES has no rules"),
+        ];
+        for (overrides, without, expected) in cases {
+            let message = load(overrides, without).expect_err(expected).to_string();
+            assert!(message.contains(expected), "{expected}: {message}");
+        }
+    }
+
+    #[test]
+    fn given_a_table_that_never_routes_to_crm_then_no_crm_queue_is_required() {
+        let config = load(
+            &[(
+                ROUTES_VAR,
+                r#"[{"name":"m","events":["message.collected"],"integrations":["slack"]}]"#,
+            )],
+            &["CRM_QUEUE_URL", "EMAIL_QUEUE_URL", "NOTIFY_QUEUE_URL"],
+        )
+        .expect("valid");
+        assert_eq!(
+            config.queue_urls.keys().copied().collect::<Vec<_>>(),
+            vec![Integration::Slack]
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! Delivery keys: what makes two webhooks "the same delivery".
+//!
+//! `event#call_id`, plus `#` and 16 hex digits of SHA-256 over `data` in canonical form
+//! for events that can repeat within one call (`message.collected`, `data.collected`).
+//! The key never depends on the body's bytes, so a retry that re-serialises the same
+//! data still deduplicates.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::webhook::{Event, Webhook};
+
+/// Identifies one delivery of one webhook event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeliveryKey(String);
+
+impl DeliveryKey {
+    pub fn for_webhook(webhook: &Webhook) -> Self {
+        let event = webhook.event.name();
+        let call_id = &webhook.data.call_id;
+        match webhook.event {
+            Event::Known(kind) if kind.repeats_within_call() => {
+                let digest = Sha256::digest(canonical_json(webhook.data_value()));
+                DeliveryKey(format!("{event}#{call_id}#{}", hex::encode(&digest[..8])))
+            }
+            _ => DeliveryKey(format!("{event}#{call_id}")),
+        }
+    }
+
+    /// A key read back from storage or an envelope.
+    pub fn from_stored(key: String) -> Self {
+        DeliveryKey(key)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DeliveryKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// SHA-256 of the body as received, hex: tells a true retry from a different payload
+/// that happens to share a delivery key.
+pub fn payload_hash(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
+/// Compact JSON with object keys sorted, whatever order they arrived in.
+fn canonical_json(value: &Value) -> Vec<u8> {
+    fn write(value: &Value, out: &mut Vec<u8>) {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                out.push(b'{');
+                for (i, (key, item)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write(&Value::String(key.clone()), out);
+                    out.push(b':');
+                    write(item, out);
+                }
+                out.push(b'}');
+            }
+            Value::Array(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write(item, out);
+                }
+                out.push(b']');
+            }
+            scalar => out.extend(serde_json::to_vec(scalar).unwrap_or_default()),
+        }
+    }
+    let mut out = Vec::new();
+    write(value, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(body: &str) -> String {
+        DeliveryKey::for_webhook(&Webhook::parse(body.as_bytes()).expect("valid")).0
+    }
+
+    #[test]
+    fn given_call_answered_and_call_ended_of_one_call_then_keys_differ() {
+        assert_eq!(
+            key(r#"{"event":"call.answered","data":{"call_id":"c1"}}"#),
+            "call.answered#c1"
+        );
+        assert_eq!(
+            key(r#"{"event":"call.ended","data":{"call_id":"c1"}}"#),
+            "call.ended#c1"
+        );
+    }
+
+    #[test]
+    fn given_repeating_events_then_the_key_depends_on_data_but_not_on_its_key_order() {
+        let a = key(
+            r#"{"event":"data.collected","data":{"call_id":"c1","custom_fields":{"budget":"10k","when":"May"}}}"#,
+        );
+        let reordered = key(
+            r#"{"event":"data.collected","data":{"custom_fields":{"when":"May","budget":"10k"},"call_id":"c1"}}"#,
+        );
+        let other = key(
+            r#"{"event":"data.collected","data":{"call_id":"c1","custom_fields":{"budget":"20k"}}}"#,
+        );
+        assert!(a.starts_with("data.collected#c1#"), "{a}");
+        assert_eq!(a.len(), "data.collected#c1#".len() + 16);
+        assert_eq!(a, reordered);
+        assert_ne!(a, other);
+    }
+
+    #[test]
+    fn given_non_repeating_events_then_data_changes_do_not_change_the_key() {
+        assert_eq!(
+            key(r#"{"event":"call.ended","data":{"call_id":"c1","ai_summary":"a"}}"#),
+            key(r#"{"event":"call.ended","data":{"call_id":"c1","ai_summary":"b"}}"#)
+        );
+    }
+}

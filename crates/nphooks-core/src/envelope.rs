@@ -1,0 +1,154 @@
+//! The versioned queue message, receiver → processors:
+//! `{"v":1,"delivery_key","event","received_at","webhook":{…the sender's JSON as received…}}`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::delivery::DeliveryKey;
+use crate::signature::VerifiedWebhook;
+use crate::webhook::Webhook;
+use crate::{Error, Result};
+
+pub const ENVELOPE_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Wire {
+    v: u32,
+    delivery_key: String,
+    event: String,
+    received_at: String,
+    webhook: Box<RawValue>,
+}
+
+/// A message ready for a queue: the envelope JSON plus its `event` and `call_type`
+/// attributes. Only a [`VerifiedWebhook`] can become one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    body: String,
+    attributes: Vec<(&'static str, String)>,
+}
+
+impl QueueMessage {
+    pub fn for_delivery(
+        webhook: &VerifiedWebhook,
+        delivery_key: &DeliveryKey,
+        received_at: &str,
+    ) -> Self {
+        let wire = Wire {
+            v: ENVELOPE_VERSION,
+            delivery_key: delivery_key.as_str().to_owned(),
+            event: webhook.event.name().to_owned(),
+            received_at: received_at.to_owned(),
+            webhook: RawValue::from_string(webhook.raw().to_owned())
+                .expect("a parsed webhook's raw text is valid JSON"),
+        };
+        let body = serde_json::to_string(&wire).expect("an envelope always serialises");
+        let mut attributes = vec![("event", wire.event)];
+        if let Some(call_type) = webhook.data.call_type.as_ref().filter(|t| !t.is_empty()) {
+            attributes.push(("call_type", call_type.clone()));
+        }
+        QueueMessage { body, attributes }
+    }
+
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// String message attributes (`event`, and `call_type` when the webhook has one).
+    pub fn attributes(&self) -> &[(&'static str, String)] {
+        &self.attributes
+    }
+}
+
+/// A queue message read back by a processor: envelope checked, webhook parsed and validated.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub delivery_key: DeliveryKey,
+    pub received_at: String,
+    pub webhook: Webhook,
+}
+
+impl Envelope {
+    pub fn decode(body: &str) -> Result<Self> {
+        let wire: Wire = serde_json::from_str(body).map_err(|e| Error::Envelope(e.to_string()))?;
+        if wire.v != ENVELOPE_VERSION {
+            return Err(Error::Envelope(format!(
+                "unsupported version {} (this build reads {ENVELOPE_VERSION})",
+                wire.v
+            )));
+        }
+        let webhook = Webhook::parse(wire.webhook.get().as_bytes())?;
+        if webhook.event.name() != wire.event {
+            return Err(Error::Envelope(format!(
+                "event {:?} does not match the webhook's {:?}",
+                wire.event,
+                webhook.event.name()
+            )));
+        }
+        Ok(Envelope {
+            delivery_key: DeliveryKey::from_stored(wire.delivery_key),
+            received_at: wire.received_at,
+            webhook,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::signature::{WebhookAuth, sign};
+
+    #[test]
+    fn given_a_verified_webhook_when_enveloped_and_decoded_then_unknown_fields_survive_byte_for_byte()
+     {
+        let body = br#"{"event":"call.ended","data":{"call_id":"c1","call_type":"demo_request","zz_unknown":{"b":2,"a":[1,"x"]}},"sender_extra":1.50}"#;
+        let auth = WebhookAuth::new(vec![Secret::new("s")], None);
+        let verified = auth
+            .verify(Some(sign("s", body).as_bytes()), None, body)
+            .expect("signed")
+            .parse()
+            .expect("valid");
+        let key = DeliveryKey::for_webhook(&verified);
+        let message = QueueMessage::for_delivery(&verified, &key, "2026-11-26T00:00:00Z");
+
+        assert!(
+            message
+                .body()
+                .contains(std::str::from_utf8(body).expect("utf-8"))
+        );
+        assert_eq!(
+            message.attributes(),
+            &[
+                ("event", "call.ended".to_owned()),
+                ("call_type", "demo_request".to_owned())
+            ]
+        );
+        let decoded = Envelope::decode(message.body()).expect("decodes");
+        assert_eq!(decoded.delivery_key, key);
+        assert_eq!(decoded.webhook.raw().as_bytes(), body);
+    }
+
+    #[test]
+    fn given_bad_envelopes_when_decoded_then_the_error_says_why() {
+        let cases = [
+            ("not json", "invalid queue envelope"),
+            (
+                r#"{"v":2,"delivery_key":"k","event":"call.ended","received_at":"t","webhook":{}}"#,
+                "unsupported version 2",
+            ),
+            (
+                r#"{"v":1,"delivery_key":"k","event":"call.ended","received_at":"t","webhook":{"event":"call.ended","data":{}}}"#,
+                "data.call_id",
+            ),
+            (
+                r#"{"v":1,"delivery_key":"k","event":"call.answered","received_at":"t","webhook":{"event":"call.ended","data":{"call_id":"c"}}}"#,
+                "does not match",
+            ),
+        ];
+        for (body, expected) in cases {
+            let message = Envelope::decode(body).expect_err(body).to_string();
+            assert!(message.contains(expected), "{body}: {message}");
+        }
+    }
+}

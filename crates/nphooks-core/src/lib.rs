@@ -1,0 +1,37 @@
+//! What the nphooks receiver and processors share.
+//!
+//! - [`webhook`]: the NextPhone event model (typed view + the raw JSON kept whole);
+//! - [`signature`]: HMAC-SHA256 and Bearer verification, the only way to a [`signature::VerifiedBody`];
+//! - [`delivery`]: delivery keys and payload hashes;
+//! - [`routing`]: the declarative routing table;
+//! - [`envelope`]: the versioned queue message;
+//! - [`config`]: typed configuration read once at start;
+//! - [`idempotency`] and [`queue`]: the two ports, each with a real and an in-memory adapter;
+//! - [`samples`]: realistic, signed sample webhooks (the source of `events/`).
+
+pub mod aws;
+pub mod config;
+pub mod delivery;
+pub mod envelope;
+mod error;
+pub mod idempotency;
+pub mod queue;
+pub mod routing;
+pub mod samples;
+pub mod signature;
+pub mod webhook;
+
+pub use error::{Error, Result};
+
+/// Seconds since the Unix epoch.
+pub fn epoch_seconds(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `at` as an RFC 3339 UTC timestamp (`2026-11-26T15:30:00Z`).
+pub fn rfc3339(at: std::time::SystemTime) -> String {
+    aws_smithy_types::DateTime::from(at)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
+}

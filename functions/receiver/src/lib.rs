@@ -1,0 +1,5 @@
+//! The receiver Lambda: `authenticate → parse → dedupe → route → enqueue → answer`.
+
+pub mod handler;
+
+pub use handler::{Deps, Metrics, handle};

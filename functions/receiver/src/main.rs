@@ -1,0 +1,28 @@
+use std::time::Duration;
+
+use lambda_http::{Error, run, service_fn, tracing};
+use nphooks_core::aws::{Timeouts, sdk_config};
+use nphooks_core::config::{ReceiverConfig, Settings};
+use nphooks_core::idempotency::DynamoStore;
+use nphooks_core::queue::SqsQueue;
+use receiver::{Deps, handle};
+
+/// Per-call limits that keep the whole answer well inside the sender's 5 s.
+const AWS_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_millis(500),
+    attempt: Duration::from_millis(700),
+    operation: Duration::from_millis(1500),
+};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = ReceiverConfig::from_settings(&Settings::from_env())?;
+    let aws = sdk_config(AWS_TIMEOUTS).await;
+    let store = DynamoStore::connect(&aws, &config.idempotency_table);
+    let deps = &Deps::new(config, store, SqsQueue::connect(&aws));
+    run(service_fn(move |request| async move {
+        Ok::<_, Error>(handle(deps, request).await)
+    }))
+    .await
+}

@@ -1,0 +1,374 @@
+//! The receiver through its real handler, against SQS and DynamoDB in a moto server.
+
+mod common;
+
+use std::time::SystemTime;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::{Moto, signed, status_and_json, text};
+use futures::future::join_all;
+use nphooks_core::envelope::Envelope;
+use nphooks_core::routing::Integration;
+use nphooks_core::samples::{Delivery, WEBHOOK_PATH, api_gateway_event};
+
+fn demo_request(call_id: &str) -> String {
+    format!(
+        r#"{{"event":"call.ended","timestamp":"2026-11-26T15:30:00Z","data":{{"call_id":"{call_id}","call_type":"demo_request","caller":{{"name":"Dana","phone":"+15551234567"}},"vendor_extra":{{"kept":[1,2]}}}}}}"#
+    )
+}
+
+fn now() -> u64 {
+    nphooks_core::epoch_seconds(SystemTime::now())
+}
+
+fn all_one() -> Vec<(Integration, usize)> {
+    Integration::ALL.into_iter().map(|i| (i, 1)).collect()
+}
+
+#[tokio::test]
+async fn given_a_demo_request_when_accepted_then_each_routed_queue_has_the_envelope_and_the_record_is_enqueued()
+ {
+    let moto = Moto::start("accepted").await;
+    let deps = moto.deps();
+    let body = demo_request("call_accept_1");
+
+    let (status, answer) = status_and_json(receiver::handle(&deps, signed(&body)).await);
+
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "accepted");
+    assert_eq!(answer["delivery_key"], "call.ended#call_accept_1");
+    assert_eq!(
+        answer["queues"],
+        serde_json::json!(["crm", "email", "slack", "notify"])
+    );
+    for (integration, url) in &moto.queue_urls {
+        let messages = moto.drain(url).await;
+        assert_eq!(messages.len(), 1, "{integration}");
+        let message = &messages[0];
+        let envelope = Envelope::decode(message.body().expect("body")).expect("a valid envelope");
+        assert_eq!(envelope.delivery_key.as_str(), "call.ended#call_accept_1");
+        assert_eq!(
+            envelope.webhook.raw(),
+            body,
+            "the sender's JSON as received"
+        );
+        let attributes = message.message_attributes().expect("attributes");
+        assert_eq!(attributes["event"].string_value(), Some("call.ended"));
+        assert_eq!(attributes["call_type"].string_value(), Some("demo_request"));
+    }
+    let record = moto
+        .item("call.ended#call_accept_1")
+        .await
+        .expect("a dedup record");
+    assert_eq!(text(&record, "state"), "enqueued");
+    let expires: u64 = record["expires_at"]
+        .as_n()
+        .expect("number")
+        .parse()
+        .expect("integer");
+    assert!(expires >= now() + 24 * 3600, "kept at least 24 h");
+}
+
+#[tokio::test]
+async fn given_an_accepted_body_when_sent_again_three_times_and_ten_times_concurrently_then_nothing_new_is_enqueued()
+ {
+    let moto = Moto::start("dupes").await;
+    let deps = moto.deps();
+
+    // Sequential repeats.
+    let body = demo_request("call_dupe_seq");
+    let (first, _) = status_and_json(receiver::handle(&deps, signed(&body)).await);
+    assert_eq!(first, 200);
+    for _ in 0..3 {
+        let (status, answer) = status_and_json(receiver::handle(&deps, signed(&body)).await);
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (200, Some("duplicate")),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        moto.counts().await.into_iter().collect::<Vec<_>>(),
+        all_one()
+    );
+
+    // Ten at once: exactly one is accepted; the others are duplicates or told to retry.
+    let body = demo_request("call_dupe_concurrent");
+    let answers = join_all((0..10).map(|_| receiver::handle(&deps, signed(&body)))).await;
+    let outcomes: Vec<(u16, String)> = answers
+        .into_iter()
+        .map(status_and_json)
+        .map(|(s, a)| {
+            (
+                s,
+                a["status"]
+                    .as_str()
+                    .or(a["error"].as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|(_, o)| o == "accepted").count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().all(|(s, o)| o == "accepted"
+            || (*s == 200 && o == "duplicate")
+            || (*s == 409 && o == "in_progress")),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        moto.counts().await.into_iter().collect::<Vec<_>>(),
+        all_one()
+    );
+}
+
+#[tokio::test]
+async fn given_call_answered_then_call_ended_of_one_call_then_they_are_two_deliveries() {
+    let moto = Moto::start("two-events").await;
+    let deps = moto.deps();
+
+    let answered = r#"{"event":"call.answered","data":{"call_id":"call_two"}}"#;
+    let (status, answer) = status_and_json(receiver::handle(&deps, signed(answered)).await);
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("ignored")),
+        "no route by default: {answer}"
+    );
+    let (status, answer) =
+        status_and_json(receiver::handle(&deps, signed(&demo_request("call_two"))).await);
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("accepted")),
+        "{answer}"
+    );
+
+    assert!(moto.item("call.answered#call_two").await.is_some());
+    assert!(moto.item("call.ended#call_two").await.is_some());
+    assert_eq!(
+        moto.counts().await.into_iter().collect::<Vec<_>>(),
+        all_one()
+    );
+}
+
+#[tokio::test]
+async fn given_a_queue_that_fails_when_the_fault_clears_then_the_retry_is_accepted_not_duplicate() {
+    let moto = Moto::start("queue-fault").await;
+    // GIVEN a CRM queue that does not exist yet
+    let missing_name = format!("crm-late-{}", std::process::id());
+    let existing = &moto.queue_urls[&Integration::Email];
+    let late_url = format!(
+        "{}/{missing_name}",
+        existing.rsplit_once('/').expect("url").0
+    );
+    let mut urls = moto.queue_urls.clone();
+    urls.insert(Integration::Crm, late_url.clone());
+    let deps = moto.deps_with_queues(&urls);
+    let body = demo_request("call_fault");
+
+    // WHEN the webhook arrives THEN it is refused with a 5xx naming the queue
+    let (status, answer) = status_and_json(receiver::handle(&deps, signed(&body)).await);
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("crm")),
+        "{answer}"
+    );
+    assert!(
+        moto.item("call.ended#call_fault").await.is_none(),
+        "the record is released for the retry"
+    );
+
+    // WHEN the fault clears and the sender retries THEN it is accepted and enqueued
+    assert_eq!(moto.create_queue(&missing_name).await, late_url);
+    let (status, answer) = status_and_json(receiver::handle(&deps, signed(&body)).await);
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("accepted")),
+        "{answer}"
+    );
+    assert_eq!(moto.drain(&late_url).await.len(), 1);
+    assert_eq!(
+        text(
+            &moto.item("call.ended#call_fault").await.expect("record"),
+            "state"
+        ),
+        "enqueued"
+    );
+}
+
+async fn put_record(moto: &Moto, key: &str, state: &str, expires_at: u64, lease_until: u64) {
+    moto.dynamodb
+        .put_item()
+        .table_name(&moto.table)
+        .item("pk", AttributeValue::S(key.into()))
+        .item("state", AttributeValue::S(state.into()))
+        .item("payload_hash", AttributeValue::S("earlier".into()))
+        .item("expires_at", AttributeValue::N(expires_at.to_string()))
+        .item("lease_until", AttributeValue::N(lease_until.to_string()))
+        .send()
+        .await
+        .expect("put item");
+}
+
+#[tokio::test]
+async fn given_a_stale_received_record_then_the_retry_takes_it_over_but_a_fresh_one_is_in_progress()
+{
+    let moto = Moto::start("stale").await;
+    let deps = moto.deps();
+
+    // A crash between the record and the sends, long ago.
+    put_record(
+        &moto,
+        "call.ended#call_stale",
+        "received",
+        now() + 3600,
+        now() - 1,
+    )
+    .await;
+    let (status, answer) =
+        status_and_json(receiver::handle(&deps, signed(&demo_request("call_stale"))).await);
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("accepted")),
+        "{answer}"
+    );
+
+    // Another request enqueueing right now.
+    put_record(
+        &moto,
+        "call.ended#call_busy",
+        "received",
+        now() + 3600,
+        now() + 30,
+    )
+    .await;
+    let (status, answer) =
+        status_and_json(receiver::handle(&deps, signed(&demo_request("call_busy"))).await);
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (409, Some("in_progress")),
+        "{answer}"
+    );
+
+    assert_eq!(
+        moto.counts().await.into_iter().collect::<Vec<_>>(),
+        all_one()
+    );
+}
+
+#[tokio::test]
+async fn given_an_expired_record_whose_item_still_exists_then_it_is_treated_as_absent() {
+    let moto = Moto::start("expired").await;
+    let deps = moto.deps();
+    // TTL deletion lags: the item is still there a day after it expired.
+    put_record(
+        &moto,
+        "call.ended#call_expired",
+        "enqueued",
+        now() - 86_400,
+        0,
+    )
+    .await;
+
+    let (status, answer) =
+        status_and_json(receiver::handle(&deps, signed(&demo_request("call_expired"))).await);
+
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("accepted")),
+        "{answer}"
+    );
+    assert_eq!(
+        moto.counts().await.into_iter().collect::<Vec<_>>(),
+        all_one()
+    );
+}
+
+#[tokio::test]
+async fn given_bad_auth_then_401_and_the_table_and_queues_are_untouched() {
+    let moto = Moto::start("bad-auth").await;
+    let deps = moto.deps();
+    let event = api_gateway_event(
+        "POST",
+        WEBHOOK_PATH,
+        &demo_request("call_forged"),
+        Delivery::BadSignature,
+    );
+
+    let (status, answer) =
+        status_and_json(receiver::handle(&deps, common::request_from_event(&event)).await);
+
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (401, Some("unauthorized")),
+        "{answer}"
+    );
+    assert_eq!(moto.item_count().await, 0);
+    assert!(moto.counts().await.values().all(|n| *n == 0));
+}
+
+#[tokio::test]
+async fn given_the_same_key_with_a_different_payload_then_nothing_new_is_accepted_and_it_is_counted()
+ {
+    let moto = Moto::start("conflict").await;
+    let deps = moto.deps();
+    let (status, _) =
+        status_and_json(receiver::handle(&deps, signed(&demo_request("call_conflict"))).await);
+    assert_eq!(status, 200);
+
+    let altered = demo_request("call_conflict").replace("Dana", "Mallory");
+    let (status, answer) = status_and_json(receiver::handle(&deps, signed(&altered)).await);
+
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("duplicate")),
+        "{answer}"
+    );
+    assert_eq!(
+        deps.metrics
+            .payload_conflicts
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        moto.counts().await.into_iter().collect::<Vec<_>>(),
+        all_one()
+    );
+}
+
+#[tokio::test]
+async fn given_the_idempotency_table_is_down_then_the_webhook_is_still_enqueued_fail_open() {
+    let moto = Moto::start("table-down").await;
+    moto.dynamodb
+        .delete_table()
+        .table_name(&moto.table)
+        .send()
+        .await
+        .expect("delete table");
+    let deps = moto.deps();
+
+    let (status, answer) =
+        status_and_json(receiver::handle(&deps, signed(&demo_request("call_table_down"))).await);
+
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("accepted")),
+        "{answer}"
+    );
+    assert_eq!(answer["deduplicated"], false);
+    assert_eq!(
+        deps.metrics
+            .dedup_unavailable
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        moto.counts().await.into_iter().collect::<Vec<_>>(),
+        all_one()
+    );
+}
