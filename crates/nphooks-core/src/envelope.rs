@@ -50,11 +50,27 @@ impl QueueMessage {
         QueueMessage { body, attributes }
     }
 
+    /// A message bound for a dead-letter queue: the original body untouched, with why it
+    /// failed as attributes (`integration`, `failure_reason`, `source_message_id`).
+    pub fn dead_letter(original_body: &str, integration: &str, reason: &str, source_message_id: &str) -> Self {
+        // SQS attribute values are limited to the message size; keep reasons readable.
+        let reason: String = reason.chars().take(1000).collect();
+        QueueMessage {
+            body: original_body.to_owned(),
+            attributes: vec![
+                ("integration", integration.to_owned()),
+                ("failure_reason", reason),
+                ("source_message_id", source_message_id.to_owned()),
+            ],
+        }
+    }
+
     pub fn body(&self) -> &str {
         &self.body
     }
 
-    /// String message attributes (`event`, and `call_type` when the webhook has one).
+    /// String message attributes (`event`, and `call_type` when the webhook has one; or
+    /// the dead-letter attributes).
     pub fn attributes(&self) -> &[(&'static str, String)] {
         &self.attributes
     }

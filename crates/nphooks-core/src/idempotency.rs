@@ -34,10 +34,15 @@ pub mod attr {
     pub const LEASE_UNTIL: &str = "lease_until";
     pub const QUEUES: &str = "queues";
     pub const UPDATED_AT: &str = "updated_at";
+    pub const OWNER: &str = "owner";
+    pub const REASON: &str = "reason";
 }
 
 const RECEIVED: &str = "received";
 const ENQUEUED: &str = "enqueued";
+const IN_PROGRESS: &str = "in_progress";
+const COMPLETED: &str = "completed";
+const FAILED: &str = "failed";
 
 /// What `begin_delivery` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +80,64 @@ pub trait IdempotencyStore: Send + Sync {
         key: &DeliveryKey,
         payload_hash: &str,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Claims an effect: succeeds when it is absent, expired, failed, or in progress
+    /// with a lease that ended before `now` (its run died).
+    fn claim_effect(
+        &self,
+        claim: &EffectClaim,
+        lease_until: u64,
+        now: u64,
+    ) -> impl Future<Output = Result<Claim>> + Send;
+
+    /// Records that the effect happened.
+    fn complete_effect(&self, claim: &EffectClaim, now: u64) -> impl Future<Output = Result<()>> + Send;
+
+    /// Gives the claim up after a transient failure, so the next delivery may act.
+    fn release_effect(&self, claim: &EffectClaim) -> impl Future<Output = Result<()>> + Send;
+
+    /// Records a permanent failure (the message went to the DLQ); a redriven message may
+    /// claim it again.
+    fn fail_effect(
+        &self,
+        claim: &EffectClaim,
+        reason: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<()>> + Send;
 }
+
+/// What `claim_effect` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This run owns the effect until its lease ends: act, then `complete_effect`.
+    Claimed,
+    /// The effect already happened: acknowledge without acting.
+    AlreadyCompleted,
+    /// Another run holds a live lease on it.
+    Busy,
+}
+
+/// One integration's effect for one delivery, claimed by one processor run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectClaim {
+    /// `integration#delivery_key`.
+    pub key: String,
+    /// Identifies the run holding the claim, so it releases only its own.
+    pub owner: String,
+}
+
+impl EffectClaim {
+    pub fn new(integration: &str, delivery_key: &DeliveryKey, owner: impl Into<String>) -> Self {
+        EffectClaim {
+            key: format!("{integration}#{delivery_key}"),
+            owner: owner.into(),
+        }
+    }
+}
+
+/// How long an effect record is kept: longer than a message can live in a queue and its
+/// DLQ (14 days) so a redriven message still finds it.
+pub const EFFECT_RETENTION_SECS: u64 = 15 * 24 * 3600;
 
 /// The table in DynamoDB.
 #[derive(Debug, Clone)]
@@ -212,6 +274,102 @@ impl IdempotencyStore for DynamoStore {
             Err(e) => Err(self.error(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
         }
     }
+
+    async fn claim_effect(&self, claim: &EffectClaim, lease_until: u64, now: u64) -> Result<Claim> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(attr::KEY, s(&claim.key))
+            .item(attr::STATE, s(IN_PROGRESS))
+            .item(attr::OWNER, s(&claim.owner))
+            .item(attr::LEASE_UNTIL, n(lease_until))
+            .item(attr::EXPIRES_AT, n(now + EFFECT_RETENTION_SECS))
+            .item(attr::UPDATED_AT, n(now))
+            .condition_expression(
+                "attribute_not_exists(#pk) OR #expires <= :now OR #state = :failed \
+                 OR (#state = :in_progress AND #lease <= :now)",
+            )
+            .expression_attribute_names("#pk", attr::KEY)
+            .expression_attribute_names("#expires", attr::EXPIRES_AT)
+            .expression_attribute_names("#state", attr::STATE)
+            .expression_attribute_names("#lease", attr::LEASE_UNTIL)
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":failed", s(FAILED))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Claimed),
+            Err(err) => match err.into_service_error() {
+                PutItemError::ConditionalCheckFailedException(failed) => {
+                    let completed = failed
+                        .item()
+                        .and_then(|item| item.get(attr::STATE))
+                        .is_some_and(|state| state.as_s().is_ok_and(|v| v == COMPLETED));
+                    Ok(if completed { Claim::AlreadyCompleted } else { Claim::Busy })
+                }
+                other => Err(self.error(aws_sdk_dynamodb::error::DisplayErrorContext(other))),
+            },
+        }
+    }
+
+    async fn complete_effect(&self, claim: &EffectClaim, now: u64) -> Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::KEY, s(&claim.key))
+            .update_expression("SET #state = :completed, #updated = :now REMOVE #lease")
+            .expression_attribute_names("#state", attr::STATE)
+            .expression_attribute_names("#updated", attr::UPDATED_AT)
+            .expression_attribute_names("#lease", attr::LEASE_UNTIL)
+            .expression_attribute_values(":completed", s(COMPLETED))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .map_err(|e| self.error(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+        Ok(())
+    }
+
+    async fn release_effect(&self, claim: &EffectClaim) -> Result<()> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(attr::KEY, s(&claim.key))
+            .condition_expression("#state = :in_progress AND #owner = :owner")
+            .expression_attribute_names("#state", attr::STATE)
+            .expression_attribute_names("#owner", attr::OWNER)
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":owner", s(&claim.owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(self.error(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
+        }
+    }
+
+    async fn fail_effect(&self, claim: &EffectClaim, reason: &str, now: u64) -> Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::KEY, s(&claim.key))
+            .update_expression("SET #state = :failed, #reason = :reason, #updated = :now REMOVE #lease")
+            .expression_attribute_names("#state", attr::STATE)
+            .expression_attribute_names("#reason", attr::REASON)
+            .expression_attribute_names("#updated", attr::UPDATED_AT)
+            .expression_attribute_names("#lease", attr::LEASE_UNTIL)
+            .expression_attribute_values(":failed", s(FAILED))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .map_err(|e| self.error(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -222,10 +380,24 @@ struct MemoryRecord {
     lease_until: u64,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum EffectState {
+    InProgress { owner: String, lease_until: u64 },
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+struct MemoryEffect {
+    state: EffectState,
+    expires_at: u64,
+}
+
 /// The same semantics in memory, for local runs and unit tests.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     records: Mutex<HashMap<String, MemoryRecord>>,
+    effects: Mutex<HashMap<String, MemoryEffect>>,
     operations: AtomicUsize,
 }
 
@@ -309,6 +481,62 @@ impl IdempotencyStore for MemoryStore {
         }
         Ok(())
     }
+
+    async fn claim_effect(&self, claim: &EffectClaim, lease_until: u64, now: u64) -> Result<Claim> {
+        self.count();
+        let mut effects = lock(&self.effects);
+        if let Some(old) = effects.get(&claim.key).filter(|e| e.expires_at > now) {
+            match &old.state {
+                EffectState::Completed => return Ok(Claim::AlreadyCompleted),
+                EffectState::InProgress { lease_until, .. } if *lease_until > now => {
+                    return Ok(Claim::Busy);
+                }
+                _ => {}
+            }
+        }
+        effects.insert(
+            claim.key.clone(),
+            MemoryEffect {
+                state: EffectState::InProgress {
+                    owner: claim.owner.clone(),
+                    lease_until,
+                },
+                expires_at: now + EFFECT_RETENTION_SECS,
+            },
+        );
+        Ok(Claim::Claimed)
+    }
+
+    async fn complete_effect(&self, claim: &EffectClaim, _now: u64) -> Result<()> {
+        self.set_effect(claim, EffectState::Completed);
+        Ok(())
+    }
+
+    async fn release_effect(&self, claim: &EffectClaim) -> Result<()> {
+        self.count();
+        let mut effects = lock(&self.effects);
+        let ours = effects.get(&claim.key).is_some_and(|e| {
+            matches!(&e.state, EffectState::InProgress { owner, .. } if *owner == claim.owner)
+        });
+        if ours {
+            effects.remove(&claim.key);
+        }
+        Ok(())
+    }
+
+    async fn fail_effect(&self, claim: &EffectClaim, _reason: &str, _now: u64) -> Result<()> {
+        self.set_effect(claim, EffectState::Failed);
+        Ok(())
+    }
+}
+
+impl MemoryStore {
+    fn set_effect(&self, claim: &EffectClaim, state: EffectState) {
+        self.count();
+        if let Some(effect) = lock(&self.effects).get_mut(&claim.key) {
+            effect.state = state;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -317,6 +545,24 @@ mod tests {
 
     fn key() -> DeliveryKey {
         DeliveryKey::from_stored("call.ended#c1".into())
+    }
+
+    #[tokio::test]
+    async fn given_the_memory_store_then_effect_claims_follow_their_state_machine() {
+        let store = MemoryStore::new();
+        let first = EffectClaim::new("crm", &key(), "run-1");
+        let second = EffectClaim::new("crm", &key(), "run-2");
+        assert_eq!(store.claim_effect(&first, 130, 100).await.ok(), Some(Claim::Claimed));
+        assert_eq!(store.claim_effect(&second, 131, 101).await.ok(), Some(Claim::Busy));
+        // Only the owner releases; a stranger's release leaves the claim alone.
+        store.release_effect(&second).await.expect("memory");
+        assert_eq!(store.claim_effect(&second, 131, 101).await.ok(), Some(Claim::Busy));
+        // The first run dies: after its lease, the next run claims it.
+        assert_eq!(store.claim_effect(&second, 200, 130).await.ok(), Some(Claim::Claimed));
+        store.fail_effect(&second, "400", 131).await.expect("memory");
+        assert_eq!(store.claim_effect(&first, 300, 132).await.ok(), Some(Claim::Claimed));
+        store.complete_effect(&first, 133).await.expect("memory");
+        assert_eq!(store.claim_effect(&second, 400, 134).await.ok(), Some(Claim::AlreadyCompleted));
     }
 
     #[tokio::test]

@@ -16,6 +16,14 @@ pub trait Queue: Send + Sync {
         queue_url: &str,
         message: &QueueMessage,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Makes a received message visible again after `seconds` (SQS's own backoff).
+    fn change_visibility(
+        &self,
+        queue_url: &str,
+        receipt_handle: &str,
+        seconds: u32,
+    ) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Amazon SQS through the official SDK.
@@ -55,7 +63,22 @@ impl Queue for SqsQueue {
             .map_err(|e| queue_error(queue_url, aws_sdk_sqs::error::DisplayErrorContext(e)))?;
         Ok(())
     }
+
+    async fn change_visibility(&self, queue_url: &str, receipt_handle: &str, seconds: u32) -> Result<()> {
+        self.client
+            .change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(i32::try_from(seconds).unwrap_or(i32::MAX).min(MAX_VISIBILITY_SECS))
+            .send()
+            .await
+            .map_err(|e| queue_error(queue_url, aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+        Ok(())
+    }
 }
+
+/// SQS's longest visibility timeout: 12 hours.
+const MAX_VISIBILITY_SECS: i32 = 12 * 3600;
 
 fn queue_error(queue_url: &str, e: impl std::fmt::Display) -> Error {
     Error::Queue {
@@ -69,6 +92,7 @@ fn queue_error(queue_url: &str, e: impl std::fmt::Display) -> Error {
 pub struct MemoryQueue {
     messages: Mutex<HashMap<String, Vec<QueueMessage>>>,
     failing: Mutex<HashSet<String>>,
+    visibility_changes: Mutex<Vec<(String, String, u32)>>,
 }
 
 impl MemoryQueue {
@@ -87,6 +111,11 @@ impl MemoryQueue {
             .get(queue_url)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Every visibility change asked for: (queue URL, receipt handle, seconds).
+    pub fn visibility_changes(&self) -> Vec<(String, String, u32)> {
+        lock(&self.visibility_changes).clone()
     }
 
     /// Makes sends to `queue_url` fail (`true`) or succeed again (`false`).
@@ -109,6 +138,11 @@ impl Queue for MemoryQueue {
             .entry(queue_url.to_owned())
             .or_default()
             .push(message.clone());
+        Ok(())
+    }
+
+    async fn change_visibility(&self, queue_url: &str, receipt_handle: &str, seconds: u32) -> Result<()> {
+        lock(&self.visibility_changes).push((queue_url.to_owned(), receipt_handle.to_owned(), seconds));
         Ok(())
     }
 }

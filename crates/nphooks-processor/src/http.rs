@@ -1,0 +1,206 @@
+//! Outbound HTTP: one client per cold start, timeouts on connect and total, no redirects,
+//! `https://` only unless `NPHOOKS_ALLOW_HTTP=1`. Responses are classified once, here.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use url::{Host, Url};
+
+use crate::runtime::SinkError;
+use crate::{Error, Result};
+
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest `Retry-After` honoured (SQS's visibility limit is 12 h; a sender asking
+/// for more is treated as asking for this).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(12 * 3600);
+
+/// A configured outbound URL that passed the policy. `Display` never shows a path or
+/// query when the URL itself is a secret (a Slack webhook).
+#[derive(Clone)]
+pub struct OutboundUrl {
+    url: Url,
+    secret: bool,
+}
+
+impl OutboundUrl {
+    /// `name` is the configuration variable, for the error message. `secret` URLs are
+    /// redacted in logs and errors.
+    pub fn parse(name: &'static str, value: &str, allow_http: bool, secret: bool) -> Result<Self> {
+        let bad = |problem: String| Error::Url { name, problem };
+        let url = Url::parse(value).map_err(|e| {
+            bad(if secret { format!("is not a valid URL ({e})") } else { format!("is not a valid URL ({e}): {value:?}") })
+        })?;
+        let host = url.host().ok_or_else(|| bad("has no host".into()))?;
+        let loopback = match host {
+            Host::Domain(domain) => domain.eq_ignore_ascii_case("localhost"),
+            Host::Ipv4(ip) => IpAddr::V4(ip).is_loopback(),
+            Host::Ipv6(ip) => IpAddr::V6(ip).is_loopback(),
+        };
+        match url.scheme() {
+            "https" if !loopback || allow_http => {}
+            "http" if allow_http => {}
+            "https" => return Err(bad("points at a loopback address, allowed only with NPHOOKS_ALLOW_HTTP=1 (local runs and tests)".into())),
+            "http" => return Err(bad("must be an https:// URL (http:// is allowed only with NPHOOKS_ALLOW_HTTP=1, for local runs and tests)".into())),
+            other => return Err(bad(format!("must be an https:// URL, not {other}://"))),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("must not carry credentials in the URL".into()));
+        }
+        Ok(OutboundUrl { url, secret })
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// This URL with `path` appended (for API bases such as HubSpot's).
+    pub fn join(&self, path: &str) -> Url {
+        let mut url = self.url.clone();
+        let base = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base}/{}", path.trim_start_matches('/')));
+        url
+    }
+}
+
+impl std::fmt::Display for OutboundUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.secret {
+            write!(f, "{}://{}/<redacted>", self.url.scheme(), self.url.host_str().unwrap_or_default())
+        } else {
+            write!(f, "{}", self.url)
+        }
+    }
+}
+
+impl std::fmt::Debug for OutboundUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OutboundUrl({self})")
+    }
+}
+
+/// The one HTTP client of a processor.
+pub fn client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("nphooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::HttpClient(e.to_string()))
+}
+
+/// A successful response: status and body text.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Sends a request to `target` and classifies the result: 2xx → `Ok`; 408, 429, 5xx,
+/// timeouts and connection errors → transient (with `Retry-After` when given); any other
+/// status (including redirects, which are not followed) → permanent.
+pub async fn send(request: reqwest::RequestBuilder, target: &OutboundUrl) -> Result<Reply, SinkError> {
+    let response = request.send().await.map_err(|e| {
+        // reqwest's error text includes the URL; never show a secret one.
+        let what = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "could not connect"
+        } else if e.is_builder() {
+            return SinkError::permanent(format!("request to {target} could not be built"));
+        } else {
+            "failed"
+        };
+        SinkError::transient(format!("request to {target} {what}"))
+    })?;
+    let status = response.status().as_u16();
+    let retry_after = retry_after(response.headers(), SystemTime::now());
+    let body = response.text().await.unwrap_or_default();
+    classify(status, body, retry_after, target)
+}
+
+/// Classifies a status; see [`send`].
+pub fn classify(status: u16, body: String, retry_after: Option<Duration>, target: &OutboundUrl) -> Result<Reply, SinkError> {
+    let excerpt: String = body.chars().take(200).collect();
+    match status {
+        200..=299 => Ok(Reply { status, body }),
+        408 | 429 | 500..=599 => Err(SinkError::Transient {
+            reason: format!("{target} answered {status}: {excerpt}"),
+            retry_after,
+        }),
+        _ => Err(SinkError::permanent(format!("{target} answered {status}: {excerpt}"))),
+    }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date, capped at 12 h.
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let delay = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => httpdate::parse_http_date(value).ok()?.duration_since(now).unwrap_or_default(),
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_outbound_urls_then_only_https_passes_unless_local_mode() {
+        let ok = |v: &str, allow: bool| OutboundUrl::parse("SLACK_WEBHOOK_URL", v, allow, true).map(|_| ());
+        assert!(ok("https://hooks.slack.com/services/T0/B0/secret", false).is_ok());
+        for (value, expected) in [
+            ("http://hooks.slack.com/x", "must be an https:// URL"),
+            ("https://127.0.0.1:9/x", "loopback"),
+            ("https://localhost/x", "loopback"),
+            ("ftp://example.com/x", "not ftp://"),
+            ("not a url", "is not a valid URL"),
+            ("https://user:pw@example.com/x", "credentials"),
+        ] {
+            let message = ok(value, false).expect_err(value).to_string();
+            assert!(message.starts_with("configuration variable SLACK_WEBHOOK_URL"), "{message}");
+            assert!(message.contains(expected), "{value}: {message}");
+        }
+        assert!(ok("http://127.0.0.1:9/x", true).is_ok());
+    }
+
+    #[test]
+    fn given_a_secret_url_then_display_hides_its_path() {
+        let url = OutboundUrl::parse("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/s3cr3t", false, true)
+            .expect("valid");
+        assert_eq!(url.to_string(), "https://hooks.slack.com/<redacted>");
+        assert!(!format!("{url:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn given_statuses_then_they_are_classified_transient_or_permanent() {
+        let target = OutboundUrl::parse("NOTIFY_URL", "https://sales.example.com/hook", false, false).expect("valid");
+        let kind = |status: u16| match classify(status, "x".into(), None, &target) {
+            Ok(_) => "ok",
+            Err(SinkError::Transient { .. }) => "transient",
+            Err(SinkError::Permanent { .. }) => "permanent",
+        };
+        for (status, expected) in [(200, "ok"), (204, "ok"), (301, "permanent"), (400, "permanent"), (401, "permanent"),
+            (404, "permanent"), (408, "transient"), (410, "permanent"), (429, "transient"), (500, "transient"), (503, "transient")] {
+            assert_eq!(kind(status), expected, "{status}");
+        }
+    }
+
+    #[test]
+    fn given_retry_after_headers_then_seconds_and_dates_are_read() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let header = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, v.parse().expect("valid header"));
+            retry_after(&h, now)
+        };
+        assert_eq!(header("7"), Some(Duration::from_secs(7)));
+        assert_eq!(header(&httpdate::fmt_http_date(now + Duration::from_secs(30))), Some(Duration::from_secs(30)));
+        assert_eq!(header("999999999"), Some(MAX_RETRY_AFTER));
+        assert_eq!(header("soon"), None);
+    }
+}

@@ -1,0 +1,256 @@
+//! Test support: a moto server through the real AWS SDK, and SQS events as Lambda
+//! delivers them. The moto server is started by `scripts/test.sh` (`AWS_ENDPOINT_URL`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use lambda_runtime::{Context, LambdaEvent};
+use nphooks_core::aws::{Timeouts, sdk_config};
+use nphooks_core::config::Secret;
+use nphooks_core::delivery::DeliveryKey;
+use nphooks_core::envelope::QueueMessage;
+use nphooks_core::idempotency::DynamoStore;
+use nphooks_core::queue::SqsQueue;
+use nphooks_core::routing::Integration;
+use nphooks_core::signature::{WebhookAuth, sign};
+use nphooks_processor::{ProcessorConfig, ProcessorDeps};
+
+/// A moto server with a fresh table and one queue (plus DLQ) per integration for one test.
+#[derive(Debug)]
+pub struct Moto {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub table: String,
+    pub queue_urls: BTreeMap<Integration, String>,
+    pub dlq_urls: BTreeMap<Integration, String>,
+    pub aws: aws_config::SdkConfig,
+}
+
+static UNIQUE: AtomicUsize = AtomicUsize::new(0);
+
+impl Moto {
+    pub async fn start(test: &str) -> Moto {
+        assert!(
+            std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+            "AWS_ENDPOINT_URL is not set: run the tests with scripts/test.sh, which starts a moto server"
+        );
+        let aws = sdk_config(Timeouts {
+            connect: Duration::from_secs(2),
+            attempt: Duration::from_secs(5),
+            operation: Duration::from_secs(10),
+        })
+        .await;
+        let unique = format!("{test}-{}-{}", std::process::id(), UNIQUE.fetch_add(1, Ordering::SeqCst));
+        let mut moto = Moto {
+            dynamodb: aws_sdk_dynamodb::Client::new(&aws),
+            sqs: aws_sdk_sqs::Client::new(&aws),
+            table: format!("idem-{unique}"),
+            queue_urls: BTreeMap::new(),
+            dlq_urls: BTreeMap::new(),
+            aws,
+        };
+        moto.create_table().await;
+        for integration in Integration::ALL {
+            let queue = moto.create_queue(&format!("{integration}-{unique}")).await;
+            let dlq = moto.create_queue(&format!("{integration}-dlq-{unique}")).await;
+            moto.queue_urls.insert(integration, queue);
+            moto.dlq_urls.insert(integration, dlq);
+        }
+        moto
+    }
+
+    async fn create_table(&self) {
+        let definition = AttributeDefinition::builder()
+            .attribute_name("pk")
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("complete");
+        let key = KeySchemaElement::builder()
+            .attribute_name("pk")
+            .key_type(KeyType::Hash)
+            .build()
+            .expect("complete");
+        self.dynamodb
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(definition)
+            .key_schema(key)
+            .send()
+            .await
+            .expect("create table in moto");
+    }
+
+    pub async fn create_queue(&self, name: &str) -> String {
+        self.sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .expect("create queue in moto")
+            .queue_url()
+            .expect("queue url")
+            .to_owned()
+    }
+
+    pub fn store(&self) -> DynamoStore {
+        DynamoStore::connect(&self.aws, &self.table)
+    }
+
+    pub fn queue(&self) -> SqsQueue {
+        SqsQueue::connect(&self.aws)
+    }
+
+    /// Processor deps on the real adapters, pointed at moto.
+    pub fn processor_deps<K>(&self, integration: Integration, sink: K) -> ProcessorDeps<DynamoStore, SqsQueue, K> {
+        ProcessorDeps {
+            config: ProcessorConfig {
+                integration,
+                idempotency_table: self.table.clone(),
+                dlq_url: self.dlq_urls[&integration].clone(),
+                source_queue_url: self.queue_urls[&integration].clone(),
+                allow_http: true,
+            },
+            store: self.store(),
+            queue: self.queue(),
+            sink,
+        }
+    }
+
+    /// Every message in a queue (received with a 60 s visibility, so each is seen once).
+    pub async fn drain(&self, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut all = Vec::new();
+        loop {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(60)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .expect("receive from moto");
+            let batch = received.messages.unwrap_or_default();
+            if batch.is_empty() {
+                return all;
+            }
+            all.extend(batch);
+        }
+    }
+
+    /// Sends `body` to `queue_url` and receives it back, as the event source would.
+    pub async fn send_and_receive(&self, queue_url: &str, body: &str, visibility: i32) -> SqsMessage {
+        self.sqs
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .expect("send to moto");
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .visibility_timeout(visibility)
+            .send()
+            .await
+            .expect("receive from moto");
+        let message = received.messages.unwrap_or_default().into_iter().next().expect("the message just sent");
+        let mut record = sqs_message(message.message_id().unwrap_or_default(), body);
+        record.receipt_handle = message.receipt_handle;
+        record
+    }
+
+    pub async fn item(&self, key: &str) -> Option<HashMap<String, AttributeValue>> {
+        self.dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get item from moto")
+            .item
+    }
+
+    pub async fn item_count(&self) -> usize {
+        self.dynamodb
+            .scan()
+            .table_name(&self.table)
+            .send()
+            .await
+            .expect("scan moto")
+            .items
+            .unwrap_or_default()
+            .len()
+    }
+}
+
+/// A string attribute of an item, or "".
+pub fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+}
+
+/// The envelope the receiver would enqueue for `webhook_json`.
+pub fn envelope_for(webhook_json: &str) -> String {
+    let secret = "testkit";
+    let auth = WebhookAuth::new(vec![Secret::new(secret)], None);
+    let verified = auth
+        .verify(Some(sign(secret, webhook_json.as_bytes()).as_bytes()), None, webhook_json.as_bytes())
+        .expect("signed")
+        .parse()
+        .expect("a valid webhook");
+    let key = DeliveryKey::for_webhook(&verified);
+    QueueMessage::for_delivery(&verified, &key, "2026-11-26T15:30:01Z").body().to_owned()
+}
+
+/// A demo-request `call.ended` for `call_id`, with a caller `name`.
+pub fn demo_request(call_id: &str, name: &str) -> String {
+    serde_json::json!({
+        "event": "call.ended",
+        "timestamp": "2026-11-26T15:30:00Z",
+        "data": {
+            "call_id": call_id,
+            "call_type": "demo_request",
+            "caller": {"name": name, "phone": "+15551234567", "email": "dana.whitfield@example.com"},
+            "duration_seconds": 184,
+            "ai_summary": "Wants a demo for a 40-person dispatch team; prefers Tuesday afternoon.",
+            "custom_fields": {"company": "Whitfield Logistics", "team_size": "40"}
+        }
+    })
+    .to_string()
+}
+
+/// An SQS record as the event source delivers it (first receive).
+pub fn sqs_message(message_id: &str, body: &str) -> SqsMessage {
+    serde_json::from_value(serde_json::json!({
+        "messageId": message_id,
+        "receiptHandle": format!("receipt-{message_id}"),
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795707001000"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:nphooks-test",
+        "awsRegion": "us-east-1"
+    }))
+    .expect("a valid SQS record")
+}
+
+/// A Lambda invocation carrying `records`, with `time_left` before its deadline.
+pub fn sqs_event(records: Vec<SqsMessage>, time_left: Duration) -> LambdaEvent<SqsEvent> {
+    let mut context = Context::default();
+    let deadline = SystemTime::now() + time_left;
+    context.deadline = deadline
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut event = SqsEvent::default();
+    event.records = records;
+    LambdaEvent::new(event, context)
+}
