@@ -52,7 +52,12 @@ impl QueueMessage {
 
     /// A message bound for a dead-letter queue: the original body untouched, with why it
     /// failed as attributes (`integration`, `failure_reason`, `source_message_id`).
-    pub fn dead_letter(original_body: &str, integration: &str, reason: &str, source_message_id: &str) -> Self {
+    pub fn dead_letter(
+        original_body: &str,
+        integration: &str,
+        reason: &str,
+        source_message_id: &str,
+    ) -> Self {
         // SQS attribute values are limited to the message size; keep reasons readable.
         let reason: String = reason.chars().take(1000).collect();
         QueueMessage {

@@ -91,7 +91,11 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> impl Future<Output = Result<Claim>> + Send;
 
     /// Records that the effect happened.
-    fn complete_effect(&self, claim: &EffectClaim, now: u64) -> impl Future<Output = Result<()>> + Send;
+    fn complete_effect(
+        &self,
+        claim: &EffectClaim,
+        now: u64,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Gives the claim up after a transient failure, so the next delivery may act.
     fn release_effect(&self, claim: &EffectClaim) -> impl Future<Output = Result<()>> + Send;
@@ -308,7 +312,11 @@ impl IdempotencyStore for DynamoStore {
                         .item()
                         .and_then(|item| item.get(attr::STATE))
                         .is_some_and(|state| state.as_s().is_ok_and(|v| v == COMPLETED));
-                    Ok(if completed { Claim::AlreadyCompleted } else { Claim::Busy })
+                    Ok(if completed {
+                        Claim::AlreadyCompleted
+                    } else {
+                        Claim::Busy
+                    })
                 }
                 other => Err(self.error(aws_sdk_dynamodb::error::DisplayErrorContext(other))),
             },
@@ -347,7 +355,12 @@ impl IdempotencyStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(self.error(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
         }
     }
@@ -357,7 +370,9 @@ impl IdempotencyStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .key(attr::KEY, s(&claim.key))
-            .update_expression("SET #state = :failed, #reason = :reason, #updated = :now REMOVE #lease")
+            .update_expression(
+                "SET #state = :failed, #reason = :reason, #updated = :now REMOVE #lease",
+            )
             .expression_attribute_names("#state", attr::STATE)
             .expression_attribute_names("#reason", attr::REASON)
             .expression_attribute_names("#updated", attr::UPDATED_AT)
@@ -515,9 +530,9 @@ impl IdempotencyStore for MemoryStore {
     async fn release_effect(&self, claim: &EffectClaim) -> Result<()> {
         self.count();
         let mut effects = lock(&self.effects);
-        let ours = effects.get(&claim.key).is_some_and(|e| {
-            matches!(&e.state, EffectState::InProgress { owner, .. } if *owner == claim.owner)
-        });
+        let ours = effects.get(&claim.key).is_some_and(
+            |e| matches!(&e.state, EffectState::InProgress { owner, .. } if *owner == claim.owner),
+        );
         if ours {
             effects.remove(&claim.key);
         }
@@ -552,17 +567,38 @@ mod tests {
         let store = MemoryStore::new();
         let first = EffectClaim::new("crm", &key(), "run-1");
         let second = EffectClaim::new("crm", &key(), "run-2");
-        assert_eq!(store.claim_effect(&first, 130, 100).await.ok(), Some(Claim::Claimed));
-        assert_eq!(store.claim_effect(&second, 131, 101).await.ok(), Some(Claim::Busy));
+        assert_eq!(
+            store.claim_effect(&first, 130, 100).await.ok(),
+            Some(Claim::Claimed)
+        );
+        assert_eq!(
+            store.claim_effect(&second, 131, 101).await.ok(),
+            Some(Claim::Busy)
+        );
         // Only the owner releases; a stranger's release leaves the claim alone.
         store.release_effect(&second).await.expect("memory");
-        assert_eq!(store.claim_effect(&second, 131, 101).await.ok(), Some(Claim::Busy));
+        assert_eq!(
+            store.claim_effect(&second, 131, 101).await.ok(),
+            Some(Claim::Busy)
+        );
         // The first run dies: after its lease, the next run claims it.
-        assert_eq!(store.claim_effect(&second, 200, 130).await.ok(), Some(Claim::Claimed));
-        store.fail_effect(&second, "400", 131).await.expect("memory");
-        assert_eq!(store.claim_effect(&first, 300, 132).await.ok(), Some(Claim::Claimed));
+        assert_eq!(
+            store.claim_effect(&second, 200, 130).await.ok(),
+            Some(Claim::Claimed)
+        );
+        store
+            .fail_effect(&second, "400", 131)
+            .await
+            .expect("memory");
+        assert_eq!(
+            store.claim_effect(&first, 300, 132).await.ok(),
+            Some(Claim::Claimed)
+        );
         store.complete_effect(&first, 133).await.expect("memory");
-        assert_eq!(store.claim_effect(&second, 400, 134).await.ok(), Some(Claim::AlreadyCompleted));
+        assert_eq!(
+            store.claim_effect(&second, 400, 134).await.ok(),
+            Some(Claim::AlreadyCompleted)
+        );
     }
 
     #[tokio::test]

@@ -64,12 +64,21 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
-    async fn change_visibility(&self, queue_url: &str, receipt_handle: &str, seconds: u32) -> Result<()> {
+    async fn change_visibility(
+        &self,
+        queue_url: &str,
+        receipt_handle: &str,
+        seconds: u32,
+    ) -> Result<()> {
         self.client
             .change_message_visibility()
             .queue_url(queue_url)
             .receipt_handle(receipt_handle)
-            .visibility_timeout(i32::try_from(seconds).unwrap_or(i32::MAX).min(MAX_VISIBILITY_SECS))
+            .visibility_timeout(
+                i32::try_from(seconds)
+                    .unwrap_or(i32::MAX)
+                    .min(MAX_VISIBILITY_SECS),
+            )
             .send()
             .await
             .map_err(|e| queue_error(queue_url, aws_sdk_sqs::error::DisplayErrorContext(e)))?;
@@ -141,8 +150,17 @@ impl Queue for MemoryQueue {
         Ok(())
     }
 
-    async fn change_visibility(&self, queue_url: &str, receipt_handle: &str, seconds: u32) -> Result<()> {
-        lock(&self.visibility_changes).push((queue_url.to_owned(), receipt_handle.to_owned(), seconds));
+    async fn change_visibility(
+        &self,
+        queue_url: &str,
+        receipt_handle: &str,
+        seconds: u32,
+    ) -> Result<()> {
+        lock(&self.visibility_changes).push((
+            queue_url.to_owned(),
+            receipt_handle.to_owned(),
+            seconds,
+        ));
         Ok(())
     }
 }

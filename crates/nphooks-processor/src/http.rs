@@ -31,7 +31,11 @@ impl OutboundUrl {
     pub fn parse(name: &'static str, value: &str, allow_http: bool, secret: bool) -> Result<Self> {
         let bad = |problem: String| Error::Url { name, problem };
         let url = Url::parse(value).map_err(|e| {
-            bad(if secret { format!("is not a valid URL ({e})") } else { format!("is not a valid URL ({e}): {value:?}") })
+            bad(if secret {
+                format!("is not a valid URL ({e})")
+            } else {
+                format!("is not a valid URL ({e}): {value:?}")
+            })
         })?;
         let host = url.host().ok_or_else(|| bad("has no host".into()))?;
         let loopback = match host {
@@ -68,7 +72,12 @@ impl OutboundUrl {
 impl std::fmt::Display for OutboundUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.secret {
-            write!(f, "{}://{}/<redacted>", self.url.scheme(), self.url.host_str().unwrap_or_default())
+            write!(
+                f,
+                "{}://{}/<redacted>",
+                self.url.scheme(),
+                self.url.host_str().unwrap_or_default()
+            )
         } else {
             write!(f, "{}", self.url)
         }
@@ -102,7 +111,10 @@ pub struct Reply {
 /// Sends a request to `target` and classifies the result: 2xx → `Ok`; 408, 429, 5xx,
 /// timeouts and connection errors → transient (with `Retry-After` when given); any other
 /// status (including redirects, which are not followed) → permanent.
-pub async fn send(request: reqwest::RequestBuilder, target: &OutboundUrl) -> Result<Reply, SinkError> {
+pub async fn send(
+    request: reqwest::RequestBuilder,
+    target: &OutboundUrl,
+) -> Result<Reply, SinkError> {
     let response = request.send().await.map_err(|e| {
         // reqwest's error text includes the URL; never show a secret one.
         let what = if e.is_timeout() {
@@ -123,7 +135,12 @@ pub async fn send(request: reqwest::RequestBuilder, target: &OutboundUrl) -> Res
 }
 
 /// Classifies a status; see [`send`].
-pub fn classify(status: u16, body: String, retry_after: Option<Duration>, target: &OutboundUrl) -> Result<Reply, SinkError> {
+pub fn classify(
+    status: u16,
+    body: String,
+    retry_after: Option<Duration>,
+    target: &OutboundUrl,
+) -> Result<Reply, SinkError> {
     let excerpt: String = body.chars().take(200).collect();
     match status {
         200..=299 => Ok(Reply { status, body }),
@@ -131,7 +148,9 @@ pub fn classify(status: u16, body: String, retry_after: Option<Duration>, target
             reason: format!("{target} answered {status}: {excerpt}"),
             retry_after,
         }),
-        _ => Err(SinkError::permanent(format!("{target} answered {status}: {excerpt}"))),
+        _ => Err(SinkError::permanent(format!(
+            "{target} answered {status}: {excerpt}"
+        ))),
     }
 }
 
@@ -140,7 +159,10 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     let delay = match value.parse::<u64>() {
         Ok(seconds) => Duration::from_secs(seconds),
-        Err(_) => httpdate::parse_http_date(value).ok()?.duration_since(now).unwrap_or_default(),
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(now)
+            .unwrap_or_default(),
     };
     Some(delay.min(MAX_RETRY_AFTER))
 }
@@ -151,7 +173,9 @@ mod tests {
 
     #[test]
     fn given_outbound_urls_then_only_https_passes_unless_local_mode() {
-        let ok = |v: &str, allow: bool| OutboundUrl::parse("SLACK_WEBHOOK_URL", v, allow, true).map(|_| ());
+        let ok = |v: &str, allow: bool| {
+            OutboundUrl::parse("SLACK_WEBHOOK_URL", v, allow, true).map(|_| ())
+        };
         assert!(ok("https://hooks.slack.com/services/T0/B0/secret", false).is_ok());
         for (value, expected) in [
             ("http://hooks.slack.com/x", "must be an https:// URL"),
@@ -162,7 +186,10 @@ mod tests {
             ("https://user:pw@example.com/x", "credentials"),
         ] {
             let message = ok(value, false).expect_err(value).to_string();
-            assert!(message.starts_with("configuration variable SLACK_WEBHOOK_URL"), "{message}");
+            assert!(
+                message.starts_with("configuration variable SLACK_WEBHOOK_URL"),
+                "{message}"
+            );
             assert!(message.contains(expected), "{value}: {message}");
         }
         assert!(ok("http://127.0.0.1:9/x", true).is_ok());
@@ -170,22 +197,40 @@ mod tests {
 
     #[test]
     fn given_a_secret_url_then_display_hides_its_path() {
-        let url = OutboundUrl::parse("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/s3cr3t", false, true)
-            .expect("valid");
+        let url = OutboundUrl::parse(
+            "SLACK_WEBHOOK_URL",
+            "https://hooks.slack.com/services/T0/B0/s3cr3t",
+            false,
+            true,
+        )
+        .expect("valid");
         assert_eq!(url.to_string(), "https://hooks.slack.com/<redacted>");
         assert!(!format!("{url:?}").contains("s3cr3t"));
     }
 
     #[test]
     fn given_statuses_then_they_are_classified_transient_or_permanent() {
-        let target = OutboundUrl::parse("NOTIFY_URL", "https://sales.example.com/hook", false, false).expect("valid");
+        let target =
+            OutboundUrl::parse("NOTIFY_URL", "https://sales.example.com/hook", false, false)
+                .expect("valid");
         let kind = |status: u16| match classify(status, "x".into(), None, &target) {
             Ok(_) => "ok",
             Err(SinkError::Transient { .. }) => "transient",
             Err(SinkError::Permanent { .. }) => "permanent",
         };
-        for (status, expected) in [(200, "ok"), (204, "ok"), (301, "permanent"), (400, "permanent"), (401, "permanent"),
-            (404, "permanent"), (408, "transient"), (410, "permanent"), (429, "transient"), (500, "transient"), (503, "transient")] {
+        for (status, expected) in [
+            (200, "ok"),
+            (204, "ok"),
+            (301, "permanent"),
+            (400, "permanent"),
+            (401, "permanent"),
+            (404, "permanent"),
+            (408, "transient"),
+            (410, "permanent"),
+            (429, "transient"),
+            (500, "transient"),
+            (503, "transient"),
+        ] {
             assert_eq!(kind(status), expected, "{status}");
         }
     }
@@ -199,7 +244,10 @@ mod tests {
             retry_after(&h, now)
         };
         assert_eq!(header("7"), Some(Duration::from_secs(7)));
-        assert_eq!(header(&httpdate::fmt_http_date(now + Duration::from_secs(30))), Some(Duration::from_secs(30)));
+        assert_eq!(
+            header(&httpdate::fmt_http_date(now + Duration::from_secs(30))),
+            Some(Duration::from_secs(30))
+        );
         assert_eq!(header("999999999"), Some(MAX_RETRY_AFTER));
         assert_eq!(header("soon"), None);
     }

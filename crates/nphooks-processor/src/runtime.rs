@@ -36,18 +36,26 @@ pub enum Delivered {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkError {
     /// Worth retrying: timeouts, connection errors, 408, 429, 5xx.
-    Transient { reason: String, retry_after: Option<Duration> },
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// Retrying cannot help: other 4xx, data the integration cannot use.
     Permanent { reason: String },
 }
 
 impl SinkError {
     pub fn transient(reason: impl Into<String>) -> Self {
-        SinkError::Transient { reason: reason.into(), retry_after: None }
+        SinkError::Transient {
+            reason: reason.into(),
+            retry_after: None,
+        }
     }
 
     pub fn permanent(reason: impl Into<String>) -> Self {
-        SinkError::Permanent { reason: reason.into() }
+        SinkError::Permanent {
+            reason: reason.into(),
+        }
     }
 }
 
@@ -57,7 +65,10 @@ pub trait Sink: Send + Sync {
     fn timeout(&self) -> Duration;
 
     /// Acts on one validated message.
-    fn deliver(&self, envelope: &Envelope) -> impl Future<Output = Result<Delivered, SinkError>> + Send;
+    fn deliver(
+        &self,
+        envelope: &Envelope,
+    ) -> impl Future<Output = Result<Delivered, SinkError>> + Send;
 }
 
 /// What a processor needs: config and one adapter per port.
@@ -88,14 +99,23 @@ pub async fn process_batch<S: IdempotencyStore, Q: Queue, K: Sink>(
     let deadline = work_deadline(event.context.deadline());
     let lease_until = epoch_seconds(event.context.deadline() + LEASE_MARGIN);
     let records = &event.payload.records;
-    let outcomes = join_all(records.iter().map(|record| process_record(deps, record, deadline, lease_until))).await;
+    let outcomes = join_all(
+        records
+            .iter()
+            .map(|record| process_record(deps, record, deadline, lease_until)),
+    )
+    .await;
 
     let mut response = SqsBatchResponse::default();
     for (record, outcome) in records.iter().zip(outcomes) {
         if let RecordOutcome::Retry(_) = outcome {
             match record.message_id.as_deref().filter(|id| !id.is_empty()) {
                 Some(id) => response.add_failure(id),
-                None => return Err("a record to retry has no message id; failing the whole batch".into()),
+                None => {
+                    return Err(
+                        "a record to retry has no message id; failing the whole batch".into(),
+                    );
+                }
             }
         }
     }
@@ -104,7 +124,9 @@ pub async fn process_batch<S: IdempotencyStore, Q: Queue, K: Sink>(
 
 /// The instant work must stop: the Lambda's deadline less the margin.
 fn work_deadline(lambda_deadline: SystemTime) -> Instant {
-    let left = lambda_deadline.duration_since(SystemTime::now()).unwrap_or_default();
+    let left = lambda_deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
     Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
 }
 
@@ -132,15 +154,27 @@ async fn process_record<S: IdempotencyStore, Q: Queue, K: Sink>(
         delivery_key = %envelope.delivery_key,
     );
     let started = Instant::now();
-    let outcome = act(deps, record, &envelope, deadline, lease_until).instrument(span.clone()).await;
+    let outcome = act(deps, record, &envelope, deadline, lease_until)
+        .instrument(span.clone())
+        .await;
     span.in_scope(|| {
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match &outcome {
-            RecordOutcome::Done(Delivered::Sent(what)) => tracing::info!(outcome = "sent", elapsed_ms, "{what}"),
-            RecordOutcome::Done(Delivered::Skipped(why)) => tracing::info!(outcome = "skipped", elapsed_ms, "{why}"),
-            RecordOutcome::AlreadyDone => tracing::info!(outcome = "duplicate", elapsed_ms, "already completed"),
-            RecordOutcome::DeadLettered(reason) => tracing::error!(outcome = "dead_lettered", elapsed_ms, "{reason}"),
-            RecordOutcome::Retry(reason) => tracing::warn!(outcome = "retry", elapsed_ms, "{reason}"),
+            RecordOutcome::Done(Delivered::Sent(what)) => {
+                tracing::info!(outcome = "sent", elapsed_ms, "{what}")
+            }
+            RecordOutcome::Done(Delivered::Skipped(why)) => {
+                tracing::info!(outcome = "skipped", elapsed_ms, "{why}")
+            }
+            RecordOutcome::AlreadyDone => {
+                tracing::info!(outcome = "duplicate", elapsed_ms, "already completed")
+            }
+            RecordOutcome::DeadLettered(reason) => {
+                tracing::error!(outcome = "dead_lettered", elapsed_ms, "{reason}")
+            }
+            RecordOutcome::Retry(reason) => {
+                tracing::warn!(outcome = "retry", elapsed_ms, "{reason}")
+            }
         }
     });
     outcome
@@ -157,22 +191,39 @@ async fn act<S: IdempotencyStore, Q: Queue, K: Sink>(
     let message_id = record.message_id.as_deref().unwrap_or_default();
     let left = deadline.saturating_duration_since(Instant::now());
     if left < MIN_WORK_TIME {
-        return RecordOutcome::Retry(format!("not started: only {}ms left before the Lambda deadline", left.as_millis()));
+        return RecordOutcome::Retry(format!(
+            "not started: only {}ms left before the Lambda deadline",
+            left.as_millis()
+        ));
     }
 
-    let owner = format!("{message_id}@{}", SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    let owner = format!(
+        "{message_id}@{}",
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    );
     let claim = EffectClaim::new(integration, &envelope.delivery_key, owner);
     match deps.store.claim_effect(&claim, lease_until, now()).await {
         Ok(Claim::Claimed) => {}
         Ok(Claim::AlreadyCompleted) => return RecordOutcome::AlreadyDone,
-        Ok(Claim::Busy) => return RecordOutcome::Retry("another run holds this delivery's claim".into()),
+        Ok(Claim::Busy) => {
+            return RecordOutcome::Retry("another run holds this delivery's claim".into());
+        }
         Err(error) => return RecordOutcome::Retry(format!("could not claim: {error}")),
     }
 
-    let budget = deps.sink.timeout().min(deadline.saturating_duration_since(Instant::now()));
+    let budget = deps
+        .sink
+        .timeout()
+        .min(deadline.saturating_duration_since(Instant::now()));
     let result = match tokio::time::timeout(budget, deps.sink.deliver(envelope)).await {
         Ok(result) => result,
-        Err(_) => Err(SinkError::transient(format!("{integration} did not finish within {}ms", budget.as_millis()))),
+        Err(_) => Err(SinkError::transient(format!(
+            "{integration} did not finish within {}ms",
+            budget.as_millis()
+        ))),
     };
 
     match result {
@@ -183,11 +234,18 @@ async fn act<S: IdempotencyStore, Q: Queue, K: Sink>(
             }
             RecordOutcome::Done(delivered)
         }
-        Err(SinkError::Transient { reason, retry_after }) => {
+        Err(SinkError::Transient {
+            reason,
+            retry_after,
+        }) => {
             release(deps, &claim).await;
             if let (Some(delay), Some(receipt)) = (retry_after, record.receipt_handle.as_deref()) {
                 let seconds = u32::try_from(delay.as_secs()).unwrap_or(u32::MAX).max(1);
-                if let Err(error) = deps.queue.change_visibility(&deps.config.source_queue_url, receipt, seconds).await {
+                if let Err(error) = deps
+                    .queue
+                    .change_visibility(&deps.config.source_queue_url, receipt, seconds)
+                    .await
+                {
                     tracing::warn!(%error, "could not defer the message by Retry-After");
                 }
             }
@@ -227,7 +285,10 @@ pub const AWS_TIMEOUTS: nphooks_core::aws::Timeouts = nphooks_core::aws::Timeout
 };
 
 /// Runs a processor Lambda with the real adapters: the whole of a processor's `main`.
-pub async fn run_lambda<K: Sink>(config: ProcessorConfig, sink: K) -> Result<(), lambda_runtime::Error> {
+pub async fn run_lambda<K: Sink>(
+    config: ProcessorConfig,
+    sink: K,
+) -> Result<(), lambda_runtime::Error> {
     let aws = nphooks_core::aws::sdk_config(AWS_TIMEOUTS).await;
     let deps = &ProcessorDeps {
         store: DynamoStore::connect(&aws, &config.idempotency_table),

@@ -1,13 +1,16 @@
 //! Test support: a moto server through the real AWS SDK, and SQS events as Lambda
 //! delivers them. The moto server is started by `scripts/test.sh` (`AWS_ENDPOINT_URL`).
 
+pub mod suite;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
 };
 use lambda_runtime::{Context, LambdaEvent};
 use nphooks_core::aws::{Timeouts, sdk_config};
@@ -45,7 +48,11 @@ impl Moto {
             operation: Duration::from_secs(10),
         })
         .await;
-        let unique = format!("{test}-{}-{}", std::process::id(), UNIQUE.fetch_add(1, Ordering::SeqCst));
+        let unique = format!(
+            "{test}-{}-{}",
+            std::process::id(),
+            UNIQUE.fetch_add(1, Ordering::SeqCst)
+        );
         let mut moto = Moto {
             dynamodb: aws_sdk_dynamodb::Client::new(&aws),
             sqs: aws_sdk_sqs::Client::new(&aws),
@@ -57,7 +64,9 @@ impl Moto {
         moto.create_table().await;
         for integration in Integration::ALL {
             let queue = moto.create_queue(&format!("{integration}-{unique}")).await;
-            let dlq = moto.create_queue(&format!("{integration}-dlq-{unique}")).await;
+            let dlq = moto
+                .create_queue(&format!("{integration}-dlq-{unique}"))
+                .await;
             moto.queue_urls.insert(integration, queue);
             moto.dlq_urls.insert(integration, dlq);
         }
@@ -107,7 +116,11 @@ impl Moto {
     }
 
     /// Processor deps on the real adapters, pointed at moto.
-    pub fn processor_deps<K>(&self, integration: Integration, sink: K) -> ProcessorDeps<DynamoStore, SqsQueue, K> {
+    pub fn processor_deps<K>(
+        &self,
+        integration: Integration,
+        sink: K,
+    ) -> ProcessorDeps<DynamoStore, SqsQueue, K> {
         ProcessorDeps {
             config: ProcessorConfig {
                 integration,
@@ -145,7 +158,12 @@ impl Moto {
     }
 
     /// Sends `body` to `queue_url` and receives it back, as the event source would.
-    pub async fn send_and_receive(&self, queue_url: &str, body: &str, visibility: i32) -> SqsMessage {
+    pub async fn send_and_receive(
+        &self,
+        queue_url: &str,
+        body: &str,
+        visibility: i32,
+    ) -> SqsMessage {
         self.sqs
             .send_message()
             .queue_url(queue_url)
@@ -161,7 +179,12 @@ impl Moto {
             .send()
             .await
             .expect("receive from moto");
-        let message = received.messages.unwrap_or_default().into_iter().next().expect("the message just sent");
+        let message = received
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .expect("the message just sent");
         let mut record = sqs_message(message.message_id().unwrap_or_default(), body);
         record.receipt_handle = message.receipt_handle;
         record
@@ -194,7 +217,10 @@ impl Moto {
 
 /// A string attribute of an item, or "".
 pub fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
-    item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The envelope the receiver would enqueue for `webhook_json`.
@@ -202,12 +228,18 @@ pub fn envelope_for(webhook_json: &str) -> String {
     let secret = "testkit";
     let auth = WebhookAuth::new(vec![Secret::new(secret)], None);
     let verified = auth
-        .verify(Some(sign(secret, webhook_json.as_bytes()).as_bytes()), None, webhook_json.as_bytes())
+        .verify(
+            Some(sign(secret, webhook_json.as_bytes()).as_bytes()),
+            None,
+            webhook_json.as_bytes(),
+        )
         .expect("signed")
         .parse()
         .expect("a valid webhook");
     let key = DeliveryKey::for_webhook(&verified);
-    QueueMessage::for_delivery(&verified, &key, "2026-11-26T15:30:01Z").body().to_owned()
+    QueueMessage::for_delivery(&verified, &key, "2026-11-26T15:30:01Z")
+        .body()
+        .to_owned()
 }
 
 /// A demo-request `call.ended` for `call_id`, with a caller `name`.
