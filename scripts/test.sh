@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Runs every check and test nphooks has, on a fresh machine:
-#   1. installs the Python stand-ins for AWS (moto server) into ./.venv,
+#   1. installs the Python stand-ins (moto server for AWS, aiosmtpd for SMTP) into ./.venv,
 #   2. starts a moto server on a free loopback port and points the real AWS SDK
-#      clients at it through AWS_ENDPOINT_URL,
+#      clients at it through AWS_ENDPOINT_URL, and a real SMTP server (aiosmtpd,
+#      scripts/smtp_server.py) on another,
 #   3. runs rustfmt --check, clippy with warnings denied, and all tests,
-#   4. stops the server.
+#   4. stops the servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${NPHOOKS_VENV:-$PWD/.venv}"
-PY_PACKAGES=("moto[server]==5.2.5")
+PY_PACKAGES=("moto[server]==5.2.5" "aiosmtpd==1.4.6")
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -28,14 +29,34 @@ MOTO_LOG=$(mktemp -t moto.XXXXXX.log)
 log "moto server on 127.0.0.1:$MOTO_PORT (log: $MOTO_LOG)"
 "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
 MOTO_PID=$!
-trap 'kill "$MOTO_PID" 2>/dev/null || true; wait "$MOTO_PID" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  if "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$MOTO_PORT/moto-api/')" 2>/dev/null; then
-    break
-  fi
-  kill -0 "$MOTO_PID" 2>/dev/null || { cat "$MOTO_LOG"; echo "moto server did not start" >&2; exit 1; }
-  sleep 0.2
-done
+PIDS=("$MOTO_PID")
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  rm -rf "${MAILDIR:-}"
+}
+trap cleanup EXIT
+
+wait_for_port() { # name pid port log
+  for _ in $(seq 1 150); do
+    if "$VENV/bin/python" -c "import socket; socket.create_connection(('127.0.0.1', $3), 0.5).close()" 2>/dev/null; then
+      return 0
+    fi
+    kill -0 "$2" 2>/dev/null || { cat "$4"; echo "$1 did not start" >&2; exit 1; }
+    sleep 0.2
+  done
+  cat "$4"; echo "$1 did not open port $3" >&2; exit 1
+}
+wait_for_port "moto server" "$MOTO_PID" "$MOTO_PORT" "$MOTO_LOG"
+
+SMTP_PORT=$(free_port)
+MAILDIR=$(mktemp -d -t nphooks-maildir.XXXXXX)
+SMTP_LOG=$(mktemp -t smtp.XXXXXX.log)
+log "SMTP server (aiosmtpd) on 127.0.0.1:$SMTP_PORT, storing mail in $MAILDIR"
+"$VENV/bin/python" scripts/smtp_server.py --port "$SMTP_PORT" --maildir "$MAILDIR" >"$SMTP_LOG" 2>&1 &
+PIDS+=($!)
+wait_for_port "SMTP server" "$!" "$SMTP_PORT" "$SMTP_LOG"
+
+export NPHOOKS_TEST_SMTP_PORT="$SMTP_PORT" NPHOOKS_TEST_MAILDIR="$MAILDIR" NPHOOKS_TEST_PYTHON="$VENV/bin/python"
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1

@@ -13,4 +13,6 @@ mod runtime;
 
 pub use config::ProcessorConfig;
 pub use error::{Error, Result};
-pub use runtime::{Delivered, ProcessorDeps, Sink, SinkError, process_batch, run_lambda};
+pub use runtime::{
+    AWS_TIMEOUTS, Delivered, ProcessorDeps, Sink, SinkError, process_batch, run_lambda,
+};

@@ -1,0 +1,242 @@
+//! The mail port: SMTP (lettre) or SES (v2 API, raw MIME). Failures are classified here:
+//! SMTP 4xx, timeouts and connection errors are transient; SMTP 5xx is permanent.
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_sesv2::primitives::Blob;
+use aws_sdk_sesv2::types::{EmailContent, RawMessage};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use nphooks_core::config::{Secret, Settings};
+use nphooks_processor::SinkError;
+
+use crate::{Error, Result, config_error};
+
+pub const SMTP_HOST_VAR: &str = "SMTP_HOST";
+pub const SMTP_PORT_VAR: &str = "SMTP_PORT";
+pub const SMTP_USERNAME_VAR: &str = "SMTP_USERNAME";
+pub const SMTP_PASSWORD_VAR: &str = "SMTP_PASSWORD";
+pub const SMTP_TLS_VAR: &str = "SMTP_TLS";
+
+const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends one email.
+pub trait Mailer: Send + Sync {
+    fn send(&self, message: &Message) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// `SMTP_TLS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text: local servers only (`NPHOOKS_ALLOW_HTTP=1`).
+    None,
+    /// STARTTLS required (default, port 587).
+    StartTls,
+    /// Implicit TLS (port 465).
+    Tls,
+}
+
+/// SMTP connection settings. `Debug` never shows the password.
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub credentials: Option<(String, Secret)>,
+}
+
+impl SmtpSettings {
+    pub fn from_settings(settings: &Settings, allow_http: bool) -> Result<Self> {
+        let host = settings
+            .optional(SMTP_HOST_VAR)
+            .ok_or_else(|| config_error(SMTP_HOST_VAR, "is not set (EMAIL_TRANSPORT is smtp)"))?
+            .to_owned();
+        let tls = match settings.optional(SMTP_TLS_VAR).unwrap_or("starttls") {
+            "none" if allow_http => SmtpTls::None,
+            "none" => {
+                return Err(config_error(
+                    SMTP_TLS_VAR,
+                    "is none (plain text), allowed only with NPHOOKS_ALLOW_HTTP=1 for local servers",
+                ));
+            }
+            "starttls" => SmtpTls::StartTls,
+            "tls" => SmtpTls::Tls,
+            other => {
+                return Err(config_error(
+                    SMTP_TLS_VAR,
+                    format!("must be none, starttls or tls, got {other:?}"),
+                ));
+            }
+        };
+        let port = match settings.optional(SMTP_PORT_VAR) {
+            Some(text) => text.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                config_error(
+                    SMTP_PORT_VAR,
+                    format!("must be a port number, got {text:?}"),
+                )
+            })?,
+            None => match tls {
+                SmtpTls::None => 25,
+                SmtpTls::StartTls => 587,
+                SmtpTls::Tls => 465,
+            },
+        };
+        let credentials = match (
+            settings.optional(SMTP_USERNAME_VAR),
+            settings.optional(SMTP_PASSWORD_VAR),
+        ) {
+            (Some(user), Some(password)) => Some((user.to_owned(), Secret::new(password))),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(config_error(
+                    SMTP_PASSWORD_VAR,
+                    "is not set, but SMTP_USERNAME is",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(config_error(
+                    SMTP_USERNAME_VAR,
+                    "is not set, but SMTP_PASSWORD is",
+                ));
+            }
+        };
+        Ok(SmtpSettings {
+            host,
+            port,
+            tls,
+            credentials,
+        })
+    }
+}
+
+/// SMTP through lettre; one connection per message (a processor sends a handful).
+#[derive(Debug, Clone)]
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl SmtpMailer {
+    pub fn new(settings: &SmtpSettings) -> Result<Self> {
+        let tls_parameters = || {
+            TlsParameters::new(settings.host.clone())
+                .map_err(|e| config_error(SMTP_HOST_VAR, format!("cannot be used for TLS: {e}")))
+        };
+        let tls = match settings.tls {
+            SmtpTls::None => Tls::None,
+            SmtpTls::StartTls => Tls::Required(tls_parameters()?),
+            SmtpTls::Tls => Tls::Wrapper(tls_parameters()?),
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
+            .port(settings.port)
+            .tls(tls)
+            .timeout(Some(SMTP_TIMEOUT));
+        if let Some((user, password)) = &settings.credentials {
+            builder =
+                builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
+        }
+        Ok(SmtpMailer {
+            transport: builder.build(),
+        })
+    }
+}
+
+impl Mailer for SmtpMailer {
+    async fn send(&self, message: &Message) -> Result<(), SinkError> {
+        match self.transport.send(message.clone()).await {
+            Ok(_) => Ok(()),
+            // Server replies may quote the recipient: keep only the code.
+            Err(e) if e.is_permanent() => Err(SinkError::permanent(format!(
+                "SMTP server refused the message ({})",
+                code(&e)
+            ))),
+            Err(e) if e.is_transient() => Err(SinkError::transient(format!(
+                "SMTP server deferred the message ({})",
+                code(&e)
+            ))),
+            Err(e) if e.is_timeout() => Err(SinkError::transient("SMTP server timed out")),
+            Err(_) => Err(SinkError::transient("could not talk to the SMTP server")),
+        }
+    }
+}
+
+fn code(error: &lettre::transport::smtp::Error) -> String {
+    error
+        .status()
+        .map_or_else(|| "no code".into(), |c| c.to_string())
+}
+
+/// SES through the official v2 SDK client, sending the same raw MIME.
+#[derive(Debug, Clone)]
+pub struct SesMailer {
+    client: aws_sdk_sesv2::Client,
+}
+
+impl SesMailer {
+    pub async fn connect() -> Self {
+        let aws = nphooks_core::aws::sdk_config(nphooks_processor::AWS_TIMEOUTS).await;
+        Self::new(aws_sdk_sesv2::Client::new(&aws))
+    }
+
+    pub fn new(client: aws_sdk_sesv2::Client) -> Self {
+        SesMailer { client }
+    }
+}
+
+impl Mailer for SesMailer {
+    async fn send(&self, message: &Message) -> Result<(), SinkError> {
+        let raw = RawMessage::builder()
+            .data(Blob::new(message.formatted()))
+            .build()
+            .map_err(|e| SinkError::permanent(format!("could not build the SES message: {e}")))?;
+        let result = self
+            .client
+            .send_email()
+            .content(EmailContent::builder().raw(raw).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let status = error.raw_response().map(|r| r.status().as_u16());
+                let retry = match error.as_service_error() {
+                    Some(e) => {
+                        e.is_too_many_requests_exception()
+                            || e.is_limit_exceeded_exception()
+                            || status.is_some_and(|s| s >= 500)
+                    }
+                    None => true, // timeout, connection or response error
+                };
+                let what = aws_sdk_sesv2::error::DisplayErrorContext(&error).to_string();
+                Err(if retry {
+                    SinkError::transient(format!("SES: {what}"))
+                } else {
+                    SinkError::permanent(format!("SES: {what}"))
+                })
+            }
+        }
+    }
+}
+
+/// The configured mailer.
+#[derive(Debug, Clone)]
+pub enum AnyMailer {
+    Smtp(SmtpMailer),
+    Ses(SesMailer),
+}
+
+impl Mailer for AnyMailer {
+    async fn send(&self, message: &Message) -> Result<(), SinkError> {
+        match self {
+            AnyMailer::Smtp(m) => m.send(message).await,
+            AnyMailer::Ses(m) => m.send(message).await,
+        }
+    }
+}
+
+impl From<Error> for SinkError {
+    fn from(error: Error) -> Self {
+        SinkError::permanent(error.to_string())
+    }
+}
