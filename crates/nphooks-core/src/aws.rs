@@ -33,3 +33,39 @@ pub async fn sdk_config(timeouts: Timeouts) -> SdkConfig {
         .load()
         .await
 }
+
+/// The settings of a function at cold start: the environment, plus, when `APP_SECRET_ARN`
+/// is set, the keys of that Secrets Manager secret (read once).
+pub async fn load_settings(sdk: &SdkConfig) -> crate::Result<crate::config::Settings> {
+    with_app_secret(crate::config::Settings::from_env(), sdk).await
+}
+
+/// `settings` plus the keys of the secret named by its `APP_SECRET_ARN`, if any.
+pub async fn with_app_secret(
+    settings: crate::config::Settings,
+    sdk: &SdkConfig,
+) -> crate::Result<crate::config::Settings> {
+    let Some(arn) = settings
+        .optional(crate::config::APP_SECRET_ARN_VAR)
+        .map(str::to_owned)
+    else {
+        return Ok(settings);
+    };
+    let secret = aws_sdk_secretsmanager::Client::new(sdk)
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .map_err(|e| crate::Error::Config {
+            name: crate::config::APP_SECRET_ARN_VAR,
+            problem: format!(
+                "names a secret that could not be read: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            ),
+        })?;
+    let json = secret.secret_string().ok_or(crate::Error::Config {
+        name: crate::config::APP_SECRET_ARN_VAR,
+        problem: "names a secret with no string value".into(),
+    })?;
+    settings.with_secret_json(json)
+}

@@ -1,7 +1,8 @@
 //! Configuration, read once at start into typed structs. Every error names the variable.
 //! The same names serve Lambda, the local runner and the tests (see the README's table).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use crate::routing::{Integration, ROUTES_VAR, RoutingTable};
 use crate::signature::WebhookAuth;
@@ -11,6 +12,7 @@ pub const WEBHOOK_SECRETS_VAR: &str = "NEXTPHONE_WEBHOOK_SECRETS";
 pub const API_KEY_VAR: &str = "NEXTPHONE_API_KEY";
 pub const IDEMPOTENCY_TABLE_VAR: &str = "IDEMPOTENCY_TABLE";
 pub const MAX_BODY_BYTES_VAR: &str = "NPHOOKS_MAX_BODY_BYTES";
+pub const APP_SECRET_ARN_VAR: &str = "APP_SECRET_ARN";
 
 /// Default body limit: 256 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
@@ -37,10 +39,22 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// A snapshot of configuration variables (the process environment, or given pairs).
-#[derive(Clone, Default)]
+/// A snapshot of configuration variables: the process environment (or given pairs), plus
+/// the keys of the Secrets Manager secret in AWS. It remembers which names were read, so
+/// tests can check that a deployment sets no variable its function ignores.
+#[derive(Default)]
 pub struct Settings {
     vars: HashMap<String, String>,
+    read: Mutex<BTreeSet<String>>,
+}
+
+impl Clone for Settings {
+    fn clone(&self) -> Self {
+        Settings {
+            vars: self.vars.clone(),
+            read: Mutex::new(self.names_read()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -53,9 +67,7 @@ impl std::fmt::Debug for Settings {
 
 impl Settings {
     pub fn from_env() -> Self {
-        Settings {
-            vars: std::env::vars().collect(),
-        }
+        Self::from_pairs(std::env::vars())
     }
 
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
@@ -66,11 +78,44 @@ impl Settings {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            read: Mutex::default(),
         }
+    }
+
+    /// Adds the keys of a secret (a JSON object of strings, as stored in Secrets Manager
+    /// under `APP_SECRET_ARN`); they take precedence over the environment.
+    pub fn with_secret_json(mut self, json: &str) -> Result<Self> {
+        let invalid = |problem: String| Error::Config {
+            name: APP_SECRET_ARN_VAR,
+            problem,
+        };
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
+            .map_err(|e| invalid(format!("names a secret that is not a JSON object: {e}")))?;
+        for (key, value) in object {
+            let serde_json::Value::String(value) = value else {
+                return Err(invalid(format!(
+                    "names a secret whose key {key} is not a string"
+                )));
+            };
+            self.vars.insert(key, value);
+        }
+        Ok(self)
+    }
+
+    /// Every name looked up so far.
+    pub fn names_read(&self) -> BTreeSet<String> {
+        self.read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// A set, non-blank value.
     pub fn optional(&self, name: &str) -> Option<&str> {
+        self.read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_owned());
         self.vars
             .get(name)
             .map(|v| v.trim())
@@ -218,6 +263,27 @@ mod tests {
         for (overrides, without, expected) in cases {
             let message = load(overrides, without).expect_err(expected).to_string();
             assert!(message.contains(expected), "{expected}: {message}");
+        }
+    }
+
+    #[test]
+    fn given_a_secret_json_then_its_keys_join_the_settings_and_bad_ones_name_app_secret_arn() {
+        let settings = Settings::from_pairs([
+            ("IDEMPOTENCY_TABLE", "t"),
+            (WEBHOOK_SECRETS_VAR, "from-env"),
+        ])
+        .with_secret_json(r#"{"NEXTPHONE_WEBHOOK_SECRETS":"from-secret","NEXTPHONE_API_KEY":"k"}"#)
+        .expect("valid");
+        assert_eq!(settings.optional(WEBHOOK_SECRETS_VAR), Some("from-secret"));
+        assert_eq!(settings.optional(API_KEY_VAR), Some("k"));
+        assert_eq!(settings.optional(IDEMPOTENCY_TABLE_VAR), Some("t"));
+        assert!(settings.names_read().contains(API_KEY_VAR));
+        for bad in ["[]", r#"{"A":1}"#, "nope"] {
+            let message = Settings::default()
+                .with_secret_json(bad)
+                .expect_err(bad)
+                .to_string();
+            assert!(message.contains(APP_SECRET_ARN_VAR), "{message}");
         }
     }
 

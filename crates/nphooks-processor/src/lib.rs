@@ -14,5 +14,5 @@ mod runtime;
 pub use config::ProcessorConfig;
 pub use error::{Error, Result};
 pub use runtime::{
-    AWS_TIMEOUTS, Delivered, ProcessorDeps, Sink, SinkError, process_batch, run_lambda,
+    AWS_TIMEOUTS, Delivered, ProcessorDeps, Sink, SinkError, Startup, process_batch, run_lambda,
 };

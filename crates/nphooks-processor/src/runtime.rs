@@ -284,12 +284,31 @@ pub const AWS_TIMEOUTS: nphooks_core::aws::Timeouts = nphooks_core::aws::Timeout
     operation: Duration::from_secs(5),
 };
 
-/// Runs a processor Lambda with the real adapters: the whole of a processor's `main`.
-pub async fn run_lambda<K: Sink>(
-    config: ProcessorConfig,
-    sink: K,
-) -> Result<(), lambda_runtime::Error> {
-    let aws = nphooks_core::aws::sdk_config(AWS_TIMEOUTS).await;
+/// What a processor reads once at cold start: its settings (environment plus the
+/// Secrets Manager secret in AWS), the shared AWS config, and its processor config.
+#[derive(Debug)]
+pub struct Startup {
+    pub settings: nphooks_core::config::Settings,
+    pub aws: aws_config::SdkConfig,
+    pub config: ProcessorConfig,
+}
+
+impl Startup {
+    pub async fn load(integration: nphooks_core::routing::Integration) -> crate::Result<Self> {
+        let aws = nphooks_core::aws::sdk_config(AWS_TIMEOUTS).await;
+        let settings = nphooks_core::aws::load_settings(&aws).await?;
+        let config = ProcessorConfig::from_settings(&settings, integration)?;
+        Ok(Startup {
+            settings,
+            aws,
+            config,
+        })
+    }
+}
+
+/// Runs a processor Lambda with the real adapters.
+pub async fn run_lambda<K: Sink>(startup: Startup, sink: K) -> Result<(), lambda_runtime::Error> {
+    let Startup { aws, config, .. } = startup;
     let deps = &ProcessorDeps {
         store: DynamoStore::connect(&aws, &config.idempotency_table),
         queue: SqsQueue::connect(&aws),

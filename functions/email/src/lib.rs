@@ -134,10 +134,10 @@ pub struct EmailSink<M = AnyMailer> {
 
 impl EmailSink<AnyMailer> {
     /// Builds the configured transport (SMTP connection settings, or the SES client).
-    pub async fn connect(config: EmailConfig) -> Result<Self> {
+    pub fn connect(config: EmailConfig, aws: &aws_config::SdkConfig) -> Result<Self> {
         let mailer = match &config.transport {
             Transport::Smtp(smtp) => AnyMailer::Smtp(SmtpMailer::new(smtp)?),
-            Transport::Ses => AnyMailer::Ses(SesMailer::connect().await),
+            Transport::Ses => AnyMailer::Ses(SesMailer::new(aws_sdk_sesv2::Client::new(aws))),
         };
         Ok(Self::new(config, mailer))
     }

@@ -174,11 +174,6 @@ pub struct SesMailer {
 }
 
 impl SesMailer {
-    pub async fn connect() -> Self {
-        let aws = nphooks_core::aws::sdk_config(nphooks_processor::AWS_TIMEOUTS).await;
-        Self::new(aws_sdk_sesv2::Client::new(&aws))
-    }
-
     pub fn new(client: aws_sdk_sesv2::Client) -> Self {
         SesMailer { client }
     }

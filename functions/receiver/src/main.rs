@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use lambda_http::{Error, run, service_fn, tracing};
-use nphooks_core::aws::{Timeouts, sdk_config};
-use nphooks_core::config::{ReceiverConfig, Settings};
+use nphooks_core::aws::{Timeouts, load_settings, sdk_config};
+use nphooks_core::config::ReceiverConfig;
 use nphooks_core::idempotency::DynamoStore;
 use nphooks_core::queue::SqsQueue;
 use receiver::{Deps, handle};
@@ -17,8 +17,8 @@ const AWS_TIMEOUTS: Timeouts = Timeouts {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let config = ReceiverConfig::from_settings(&Settings::from_env())?;
     let aws = sdk_config(AWS_TIMEOUTS).await;
+    let config = ReceiverConfig::from_settings(&load_settings(&aws).await?)?;
     let store = DynamoStore::connect(&aws, &config.idempotency_table);
     let deps = &Deps::new(config, store, SqsQueue::connect(&aws));
     run(service_fn(move |request| async move {

@@ -372,3 +372,66 @@ async fn given_the_idempotency_table_is_down_then_the_webhook_is_still_enqueued_
         all_one()
     );
 }
+
+#[tokio::test]
+async fn given_app_secret_arn_then_the_secret_from_secrets_manager_configures_the_receiver() {
+    let moto = Moto::start("secret").await;
+    let aws = nphooks_core::aws::sdk_config(nphooks_core::aws::Timeouts {
+        connect: std::time::Duration::from_secs(2),
+        attempt: std::time::Duration::from_secs(5),
+        operation: std::time::Duration::from_secs(10),
+    })
+    .await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let secret = serde_json::json!({
+        "NEXTPHONE_WEBHOOK_SECRETS": nphooks_core::samples::TEST_WEBHOOK_SECRET,
+        "NEXTPHONE_API_KEY": nphooks_core::samples::TEST_API_KEY,
+    });
+    let arn = secrets
+        .create_secret()
+        .name(format!("nphooks-test-{}", std::process::id()))
+        .secret_string(secret.to_string())
+        .send()
+        .await
+        .expect("create secret")
+        .arn
+        .expect("arn");
+    let mut pairs: Vec<(String, String)> = vec![
+        ("APP_SECRET_ARN".into(), arn),
+        ("IDEMPOTENCY_TABLE".into(), moto.table.clone()),
+    ];
+    for (integration, url) in &moto.queue_urls {
+        pairs.push((integration.queue_url_var().into(), url.clone()));
+    }
+
+    let settings =
+        nphooks_core::aws::with_app_secret(nphooks_core::config::Settings::from_pairs(pairs), &aws)
+            .await
+            .expect("the secret loads");
+    let config =
+        nphooks_core::config::ReceiverConfig::from_settings(&settings).expect("complete config");
+    let deps = receiver::Deps::new(
+        config,
+        nphooks_core::idempotency::DynamoStore::connect(&aws, &moto.table),
+        nphooks_core::queue::SqsQueue::connect(&aws),
+    );
+
+    let (status, answer) =
+        status_and_json(receiver::handle(&deps, signed(&demo_request("call_secret"))).await);
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("accepted")),
+        "{answer}"
+    );
+
+    let missing = nphooks_core::aws::with_app_secret(
+        nphooks_core::config::Settings::from_pairs([(
+            "APP_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:absent",
+        )]),
+        &aws,
+    )
+    .await
+    .expect_err("absent secret");
+    assert!(missing.to_string().contains("APP_SECRET_ARN"), "{missing}");
+}
