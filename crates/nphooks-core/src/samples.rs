@@ -5,7 +5,11 @@
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::signature::{SIGNATURE_HEADER, sign};
+use crate::config::Secret;
+use crate::delivery::DeliveryKey;
+use crate::envelope::QueueMessage;
+use crate::routing::{Integration, RoutingTable};
+use crate::signature::{SIGNATURE_HEADER, WebhookAuth, sign};
 use crate::webhook::EventKind;
 
 /// The documented test secret the sample events are signed with. Never use it in production.
@@ -200,6 +204,78 @@ pub fn receiver_samples() -> Vec<SampleEvent> {
     samples
 }
 
+/// The queue message the receiver enqueues for `body` (signed, verified, enveloped).
+pub fn queue_message(body: &str) -> QueueMessage {
+    let auth = WebhookAuth::new(vec![Secret::new(TEST_WEBHOOK_SECRET)], None);
+    let verified = auth
+        .verify(
+            Some(sign(TEST_WEBHOOK_SECRET, body.as_bytes()).as_bytes()),
+            None,
+            body.as_bytes(),
+        )
+        .expect("signed with the test secret")
+        .parse()
+        .expect("samples are valid webhooks");
+    QueueMessage::for_delivery(
+        &verified,
+        &DeliveryKey::for_webhook(&verified),
+        "2026-11-26T15:30:01Z",
+    )
+}
+
+/// An SQS event (as the Lambda event source delivers it) carrying `message`.
+pub fn sqs_event(integration: Integration, message: &QueueMessage, message_id: &str) -> Value {
+    let attributes: serde_json::Map<String, Value> = message
+        .attributes()
+        .iter()
+        .map(|(name, value)| {
+            ((*name).to_owned(), json!({"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": "String"}))
+        })
+        .collect();
+    json!({"Records": [{
+        "messageId": message_id,
+        "receiptHandle": format!("AQEB-sample-receipt-{message_id}"),
+        "body": message.body(),
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1795707001000",
+            "SenderId": "AROAEXAMPLE:nphooks-receiver",
+            "ApproximateFirstReceiveTimestamp": "1795707001100"
+        },
+        "messageAttributes": attributes,
+        "md5OfBody": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(message.body().as_bytes()))[..32].to_owned(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:nphooks-{integration}"),
+        "awsRegion": "us-east-1"
+    }]})
+}
+
+/// One sample SQS event per processor and routed sample webhook: what the receiver
+/// enqueues for the demo request (every integration) and for a message left (Slack
+/// and notify), wrapped as the event source delivers it.
+pub fn processor_samples() -> Vec<(String, String, Value)> {
+    let routes = RoutingTable::default_table();
+    let mut samples = Vec::new();
+    for kind in [EventKind::CallEnded, EventKind::MessageCollected] {
+        let body = serde_json::to_string_pretty(&webhook_body(kind)).expect("serialises");
+        let message = queue_message(&body);
+        let webhook = crate::webhook::Webhook::parse(body.as_bytes()).expect("valid");
+        for integration in routes.route_for(&webhook) {
+            let name = kind.as_str().replace('.', "_");
+            let description = format!(
+                "the envelope of `events/receiver/{name}.json`, as the {integration} queue delivers it"
+            );
+            let event = sqs_event(
+                integration,
+                &message,
+                &format!("00000000-0000-4000-8000-{:012}", samples.len() + 1),
+            );
+            samples.push((format!("{integration}/{name}.json"), description, event));
+        }
+    }
+    samples
+}
+
 /// Every file under `events/`, as (path relative to `events/`, contents). `events/` is
 /// exactly this; the receiver's tests fail when the files on disk differ.
 pub fn event_files() -> Vec<(String, String)> {
@@ -223,6 +299,17 @@ pub fn event_files() -> Vec<(String, String)> {
         let mut text = serde_json::to_string_pretty(&sample.event).expect("serialises");
         text.push('\n');
         files.push((format!("receiver/{}", sample.file_name), text));
+    }
+    index.push_str(
+        "\nThe processors' events are SQS events carrying the receiver's real envelope. Use them with\n\
+         `cargo lambda invoke crm --data-file events/crm/call_ended.json` or `sam local invoke CrmFunction -e …`;\n\
+         each takes effect once and reports no batch item failure.\n\n| file | what it is |\n|---|---|\n",
+    );
+    for (path, description, event) in processor_samples() {
+        index.push_str(&format!("| `{path}` | {description} |\n"));
+        let mut text = serde_json::to_string_pretty(&event).expect("serialises");
+        text.push('\n');
+        files.push((path, text));
     }
     files.push(("README.md".into(), index));
     files
