@@ -1,0 +1,246 @@
+//! The CRM processor: each routed call becomes a lead.
+//!
+//! - `CRM_PROVIDER=generic` (the default): the lead as JSON, `POST`ed to `CRM_API_URL`
+//!   with `Authorization: Bearer <CRM_API_TOKEN>` and `Idempotency-Key: <delivery key>`.
+//! - `CRM_PROVIDER=hubspot`: a HubSpot CRM v3 contact upserted by email (or found by
+//!   phone), plus the call's summary as a note; `CRM_API_URL` is the API base
+//!   (default `https://api.hubapi.com`). See [`hubspot`].
+//!
+//! Nothing here logs a caller's name, phone, email or summary, nor the token. Error
+//! bodies from the CRM are left out of failure reasons (which are logged and kept on
+//! dead letters), because CRMs echo the rejected values in them.
+
+pub mod hubspot;
+mod lead;
+
+use std::time::Duration;
+
+use nphooks_core::config::{Secret, Settings};
+use nphooks_core::envelope::Envelope;
+use nphooks_processor::http::{self, OutboundUrl, Reply};
+use nphooks_processor::{Delivered, Sink, SinkError};
+use serde_json::Value;
+
+pub use lead::{CrmLead, LEAD_SOURCE, split_name};
+
+pub const CRM_PROVIDER_VAR: &str = "CRM_PROVIDER";
+pub const CRM_API_URL_VAR: &str = "CRM_API_URL";
+pub const CRM_API_TOKEN_VAR: &str = "CRM_API_TOKEN";
+pub const HUBSPOT_DEFAULT_BASE: &str = "https://api.hubapi.com";
+/// The longest one delivery may take (HubSpot makes up to three requests).
+pub const TIMEOUT: Duration = Duration::from_secs(8);
+
+/// Which CRM the leads go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrmProvider {
+    Generic,
+    HubSpot,
+}
+
+impl CrmProvider {
+    /// `generic` (also when unset) or `hubspot`, any case.
+    pub fn from_settings(settings: &Settings) -> nphooks_processor::Result<Self> {
+        match settings.optional(CRM_PROVIDER_VAR) {
+            None => Ok(CrmProvider::Generic),
+            Some(v) if v.eq_ignore_ascii_case("generic") => Ok(CrmProvider::Generic),
+            Some(v) if v.eq_ignore_ascii_case("hubspot") => Ok(CrmProvider::HubSpot),
+            Some(other) => Err(config_error(
+                CRM_PROVIDER_VAR,
+                format!("must be generic or hubspot, got {other:?}"),
+            )),
+        }
+    }
+}
+
+/// The CRM sink. `Debug` shows the provider and URL, never the token.
+#[derive(Debug)]
+pub struct CrmSink {
+    provider: CrmProvider,
+    url: OutboundUrl,
+    token: Secret,
+    client: reqwest::Client,
+}
+
+impl CrmSink {
+    /// `url` is the endpoint (generic) or the API base (HubSpot). The token must be
+    /// usable in a header (checked by [`CrmSink::from_settings`]).
+    pub fn new(
+        provider: CrmProvider,
+        url: OutboundUrl,
+        token: Secret,
+        client: reqwest::Client,
+    ) -> Self {
+        CrmSink {
+            provider,
+            url,
+            token,
+            client,
+        }
+    }
+
+    /// Reads `CRM_PROVIDER`, `CRM_API_URL` and `CRM_API_TOKEN`; every error names its variable.
+    pub fn from_settings(
+        settings: &Settings,
+        allow_http: bool,
+        client: reqwest::Client,
+    ) -> nphooks_processor::Result<Self> {
+        let provider = CrmProvider::from_settings(settings)?;
+        let url = match (provider, settings.optional(CRM_API_URL_VAR)) {
+            (_, Some(url)) => url,
+            (CrmProvider::HubSpot, None) => HUBSPOT_DEFAULT_BASE,
+            (CrmProvider::Generic, None) => settings.required(CRM_API_URL_VAR)?,
+        };
+        let url = OutboundUrl::parse(CRM_API_URL_VAR, url, allow_http, false)?;
+        let token = settings.required(CRM_API_TOKEN_VAR)?;
+        // Checked here so a bad token stops start-up instead of failing every delivery.
+        if !token.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(config_error(
+                CRM_API_TOKEN_VAR,
+                "must be printable ASCII without spaces".into(),
+            ));
+        }
+        Ok(Self::new(provider, url, Secret::new(token), client))
+    }
+
+    pub fn provider(&self) -> CrmProvider {
+        self.provider
+    }
+
+    async fn deliver_generic(
+        &self,
+        lead: &CrmLead,
+        envelope: &Envelope,
+    ) -> Result<Delivered, SinkError> {
+        let request = self
+            .client
+            .post(self.url.url().clone())
+            .bearer_auth(self.token.expose())
+            .header(
+                "Idempotency-Key",
+                idempotency_key(envelope.delivery_key.as_str()),
+            )
+            .json(&lead.to_json());
+        let reply = send(request, &self.url).await?;
+        Ok(Delivered::Sent(format!(
+            "lead posted to the CRM ({})",
+            reply.status
+        )))
+    }
+}
+
+impl Sink for CrmSink {
+    fn timeout(&self) -> Duration {
+        TIMEOUT
+    }
+
+    /// 2xx → sent; 408, 429 (`Retry-After` honoured), 5xx and network errors →
+    /// transient; other 4xx, and a caller HubSpot cannot key → permanent (DLQ).
+    async fn deliver(&self, envelope: &Envelope) -> Result<Delivered, SinkError> {
+        let lead = CrmLead::from_envelope(envelope);
+        match self.provider {
+            CrmProvider::Generic => self.deliver_generic(&lead, envelope).await,
+            CrmProvider::HubSpot => {
+                let timestamp = envelope
+                    .webhook
+                    .timestamp
+                    .as_deref()
+                    .filter(|t| !t.trim().is_empty())
+                    .unwrap_or(&envelope.received_at);
+                hubspot::HubSpot {
+                    client: &self.client,
+                    base: &self.url,
+                    token: self.token.expose(),
+                }
+                .deliver(&lead, timestamp)
+                .await
+            }
+        }
+    }
+}
+
+/// The delivery key as a header value: bytes outside printable ASCII, and `%`, are
+/// percent-encoded, so any call id gives a valid, distinct key.
+pub fn idempotency_key(delivery_key: &str) -> String {
+    let mut out = String::with_capacity(delivery_key.len());
+    for byte in delivery_key.bytes() {
+        if byte.is_ascii_graphic() && byte != b'%' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// [`http::send`], with the CRM's answer body left out of the failure reason.
+pub(crate) async fn send(
+    request: reqwest::RequestBuilder,
+    target: &OutboundUrl,
+) -> Result<Reply, SinkError> {
+    http::send(request, target)
+        .await
+        .map_err(|e| map_reason(e, without_body))
+}
+
+/// `"<url> answered 400: {body…}"` → `"<url> answered 400 (body withheld: …)"`.
+fn without_body(reason: String) -> String {
+    match reason.find(" answered ") {
+        Some(at) => match reason[at..].find(": ") {
+            Some(colon) => format!(
+                "{} (body withheld: it may echo caller data)",
+                &reason[..at + colon]
+            ),
+            None => reason,
+        },
+        None => reason,
+    }
+}
+
+pub(crate) fn map_reason(error: SinkError, f: impl FnOnce(String) -> String) -> SinkError {
+    match error {
+        SinkError::Transient {
+            reason,
+            retry_after,
+        } => SinkError::Transient {
+            reason: f(reason),
+            retry_after,
+        },
+        SinkError::Permanent { reason } => SinkError::Permanent { reason: f(reason) },
+    }
+}
+
+fn config_error(name: &'static str, problem: String) -> nphooks_processor::Error {
+    nphooks_core::Error::Config { name, problem }.into()
+}
+
+/// The body the generic provider posts for an envelope.
+pub fn generic_body(envelope: &Envelope) -> Value {
+    CrmLead::from_envelope(envelope).to_json()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_delivery_keys_then_the_header_value_is_printable_and_distinct() {
+        assert_eq!(idempotency_key("call.ended#call_1"), "call.ended#call_1");
+        assert_eq!(idempotency_key("call.ended#a b"), "call.ended#a%20b");
+        assert_eq!(idempotency_key("x#\r\n%"), "x#%0D%0A%25");
+        assert_eq!(idempotency_key("x#é"), "x#%C3%A9");
+    }
+
+    #[test]
+    fn given_a_failure_reason_with_a_body_then_the_body_is_withheld() {
+        assert_eq!(
+            without_body(
+                "https://crm.example.com/leads answered 400: {\"email\":\"a@b.c\"}".into()
+            ),
+            "https://crm.example.com/leads answered 400 (body withheld: it may echo caller data)"
+        );
+        assert_eq!(
+            without_body("request to https://x/ timed out".into()),
+            "request to https://x/ timed out"
+        );
+    }
+}
