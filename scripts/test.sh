@@ -5,7 +5,8 @@
 #      clients at it through AWS_ENDPOINT_URL, and a real SMTP server (aiosmtpd,
 #      scripts/smtp_server.py) on another,
 #   3. runs rustfmt --check, clippy with warnings denied, and all tests,
-#   4. stops the servers.
+#   4. stops the servers, then lints template.yaml and runs `sam build` for every
+#      function (scripts/sam-build.sh; NPHOOKS_SKIP_SAM_BUILD=1 skips it locally).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,3 +71,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "cargo test"
 cargo test --workspace --all-targets --locked
+
+if [ "${NPHOOKS_SKIP_SAM_BUILD:-0}" = 1 ]; then
+  log "template lint and sam build skipped (NPHOOKS_SKIP_SAM_BUILD=1)"
+else
+  scripts/sam-build.sh
+fi

@@ -1,0 +1,130 @@
+//! Every sample event in `events/` through its function's handler, as `sam local invoke`
+//! or `cargo lambda invoke` would deliver it, against moto and the local stand-ins.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use nphooks_core::config::{ReceiverConfig, Settings};
+use nphooks_core::routing::Integration;
+use nphooks_core::samples::{TEST_API_KEY, TEST_WEBHOOK_SECRET, receiver_samples};
+use nphooks_processor::http::{OutboundUrl, client};
+use nphooks_processor::{Sink, process_batch};
+use nphooks_testkit::Moto;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn events_dir(function: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events").join(function)
+}
+
+fn files(function: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(events_dir(function))
+        .unwrap_or_else(|_| panic!("events/{function} exists"))
+        .map(|e| e.expect("readable").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "events/{function} has sample events");
+    files
+}
+
+#[tokio::test]
+async fn given_each_receiver_sample_event_then_the_receiver_answers_as_documented_against_moto() {
+    let moto = Moto::start("samples-receiver").await;
+    let mut pairs = vec![
+        ("NEXTPHONE_WEBHOOK_SECRETS".to_owned(), TEST_WEBHOOK_SECRET.to_owned()),
+        ("NEXTPHONE_API_KEY".to_owned(), TEST_API_KEY.to_owned()),
+        ("IDEMPOTENCY_TABLE".to_owned(), moto.table.clone()),
+    ];
+    for (integration, url) in &moto.queue_urls {
+        pairs.push((integration.queue_url_var().to_owned(), url.clone()));
+    }
+    let config = ReceiverConfig::from_settings(&Settings::from_pairs(pairs)).expect("config");
+    let deps = receiver::Deps::new(config, moto.store(), moto.queue());
+    let samples = receiver_samples();
+    for file in files("receiver") {
+        let name = file.file_name().and_then(|n| n.to_str()).expect("name").to_owned();
+        let sample = samples.iter().find(|s| s.file_name == name).unwrap_or_else(|| panic!("{name} is undocumented"));
+        let request = lambda_http::request::from_str(&std::fs::read_to_string(&file).expect("readable")).expect("API Gateway v2 event");
+        let response = receiver::handle(&deps, request).await;
+        assert_eq!(response.status().as_u16(), sample.expected_status, "{name}");
+        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).expect("JSON");
+        let outcome = if sample.expected_status == 200 { &body["status"] } else { &body["error"] };
+        assert_eq!(outcome, sample.expected_outcome, "{name}: {body}");
+    }
+    // The routed samples reached their queues: every processor's queue holds messages.
+    for (integration, url) in &moto.queue_urls {
+        assert!(!moto.drain(url).await.is_empty(), "{integration} queue received the routed samples");
+    }
+}
+
+/// Runs every sample event of `integration` through `sink` and checks each takes effect once.
+async fn run_samples<K: Sink>(moto: &Moto, integration: Integration, sink: K) -> usize {
+    let deps = moto.processor_deps(integration, sink);
+    let mut count = 0;
+    for file in files(integration.as_str()) {
+        let event: SqsEvent = serde_json::from_str(&std::fs::read_to_string(&file).expect("readable")).expect("an SQS event");
+        let response = process_batch(&deps, nphooks_testkit::sqs_event(event.records, Duration::from_secs(60)))
+            .await
+            .expect("handled");
+        assert!(response.batch_item_failures.is_empty(), "{}: {:?}", file.display(), response.batch_item_failures);
+        count += 1;
+    }
+    count
+}
+
+async fn stand_in() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"id":"1"}"#))
+        .mount(&server)
+        .await;
+    server
+}
+
+async fn requests(server: &MockServer) -> usize {
+    server.received_requests().await.map_or(0, |r| r.len())
+}
+
+#[tokio::test]
+async fn given_each_processor_sample_event_then_it_takes_effect_once_against_moto_and_the_stand_ins() {
+    let moto = Moto::start("samples-processors").await;
+    let http = || client().expect("client");
+
+    let server = stand_in().await;
+    let sink = slack::SlackSink::new(OutboundUrl::parse("SLACK_WEBHOOK_URL", &format!("{}/services/T/B/x", server.uri()), true, true).expect("url"), http());
+    let events = run_samples(&moto, Integration::Slack, sink).await;
+    assert_eq!(requests(&server).await, events, "slack: one post per sample");
+
+    let server = stand_in().await;
+    let settings = Settings::from_pairs([
+        ("NOTIFY_URL", format!("{}/hooks/sales", server.uri())),
+        ("NOTIFY_SIGNING_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned()),
+    ]);
+    let events = run_samples(&moto, Integration::Notify, notify::NotifySink::from_settings(&settings, true, http()).expect("sink")).await;
+    assert_eq!(requests(&server).await, events, "notify: one notification per sample");
+
+    let server = stand_in().await;
+    let settings = Settings::from_pairs([
+        ("CRM_PROVIDER", "generic".to_owned()),
+        ("CRM_API_URL", format!("{}/leads", server.uri())),
+        ("CRM_API_TOKEN", "crm-token".to_owned()),
+    ]);
+    let events = run_samples(&moto, Integration::Crm, crm::CrmSink::from_settings(&settings, true, http()).expect("sink")).await;
+    assert_eq!(requests(&server).await, events, "crm: one lead per sample");
+
+    let port: u16 = std::env::var("NPHOOKS_TEST_SMTP_PORT")
+        .expect("NPHOOKS_TEST_SMTP_PORT: run scripts/test.sh")
+        .parse()
+        .expect("port");
+    let smtp = email::SmtpSettings { host: "127.0.0.1".into(), port, tls: email::SmtpTls::None, credentials: None };
+    let config = email::EmailConfig {
+        transport: email::Transport::Smtp(smtp.clone()),
+        from: "Acme <hello@acme.example>".parse().expect("mailbox"),
+        reply_to: None,
+        business_name: "Acme".into(),
+    };
+    let sink = email::EmailSink::new(config, email::SmtpMailer::new(&smtp).expect("mailer"));
+    run_samples(&moto, Integration::Email, sink).await;
+}

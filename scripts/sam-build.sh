@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Lints template.yaml and builds every Lambda the way `sam build` does for a deploy
+# (cargo-lambda, arm64, no Docker, no AWS account), then prints the build time and the
+# size of each function's zip. Installs its tools into ./.venv-sam on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${NPHOOKS_SAM_VENV:-$PWD/.venv-sam}"
+TOOLS=("aws-sam-cli==1.161.1" "cfn-lint==1.51.0" "cargo-lambda==1.9.2")
+
+log() { printf '\n== %s\n' "$*"; }
+
+log "SAM tools (${TOOLS[*]}) in $VENV"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check "${TOOLS[@]}"
+export PATH="$VENV/bin:$PATH" SAM_CLI_TELEMETRY=0
+# sam validate needs a region and some credentials, never a real account.
+export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_DEFAULT_REGION="${AWS_REGION:-us-east-1}"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
+
+log "cfn-lint template.yaml"
+cfn-lint template.yaml
+
+log "sam validate --lint"
+AWS_ENDPOINT_URL= sam validate --lint --region "$AWS_REGION"
+
+log "rustup target add aarch64-unknown-linux-gnu"
+rustup target add aarch64-unknown-linux-gnu
+
+log "sam build (cargo-lambda, arm64)"
+started=$(date +%s)
+AWS_ENDPOINT_URL= sam build --beta-features
+elapsed=$(( $(date +%s) - started ))
+
+log "artifacts"
+status=0
+for function in ReceiverFunction CrmFunction EmailFunction SlackFunction NotifyFunction; do
+  bootstrap=".aws-sam/build/$function/bootstrap"
+  if [ ! -x "$bootstrap" ]; then
+    echo "MISSING: $bootstrap" >&2
+    status=1
+    continue
+  fi
+  "$VENV/bin/python" - "$function" "$bootstrap" <<'PY'
+import io, os, sys, zipfile
+name, path = sys.argv[1], sys.argv[2]
+buffer = io.BytesIO()
+with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+    z.write(path, "bootstrap")
+print(f"{name:<18} bootstrap {os.path.getsize(path)/1e6:6.2f} MB   zip {len(buffer.getvalue())/1e6:6.2f} MB")
+PY
+done
+echo "sam build took ${elapsed}s"
+exit "$status"
