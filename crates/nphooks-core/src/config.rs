@@ -102,6 +102,14 @@ impl Settings {
         Ok(self)
     }
 
+    /// Every (name, value) held, for building derived settings.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// Every name looked up so far.
     pub fn names_read(&self) -> BTreeSet<String> {
         self.read

@@ -35,6 +35,7 @@ pub mod attr {
     pub const QUEUES: &str = "queues";
     pub const UPDATED_AT: &str = "updated_at";
     pub const OWNER: &str = "owner";
+    pub const ENVELOPE: &str = "envelope";
     pub const REASON: &str = "reason";
 }
 
@@ -65,13 +66,24 @@ pub trait IdempotencyStore: Send + Sync {
         now: u64,
     ) -> impl Future<Output = Result<Begin>> + Send;
 
-    /// Marks the delivery `enqueued` in the named queues.
+    /// Marks the delivery `enqueued` in the named queues, keeping the envelope (when it
+    /// fits the item size limit) so the delivery can be replayed.
     fn complete_delivery(
         &self,
         key: &DeliveryKey,
         queues: &[&str],
+        envelope: Option<&str>,
         now: u64,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The stored record of a delivery: its queues and envelope, for replay.
+    fn delivery(
+        &self,
+        key: &DeliveryKey,
+    ) -> impl Future<Output = Result<Option<StoredDelivery>>> + Send;
+
+    /// Forgets an effect's claim so it can run again (an operator's forced replay).
+    fn forget_effect(&self, claim_key: &str) -> impl Future<Output = Result<()>> + Send;
 
     /// Removes this request's `received` record after a failed enqueue, so the sender's
     /// retry starts afresh instead of finding it in progress.
@@ -109,6 +121,18 @@ pub trait IdempotencyStore: Send + Sync {
         now: u64,
     ) -> impl Future<Output = Result<()>> + Send;
 }
+
+/// A delivery as the receiver recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDelivery {
+    pub enqueued: bool,
+    pub queues: Vec<String>,
+    /// The queue message body, when it fitted the item.
+    pub envelope: Option<String>,
+}
+
+/// Envelopes larger than this are not stored with the record (DynamoDB items hold 400 KB).
+pub const MAX_STORED_ENVELOPE_BYTES: usize = 350 * 1024;
 
 /// What `claim_effect` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,14 +253,18 @@ impl IdempotencyStore for DynamoStore {
         }
     }
 
-    async fn complete_delivery(&self, key: &DeliveryKey, queues: &[&str], now: u64) -> Result<()> {
-        self.client
+    async fn complete_delivery(
+        &self,
+        key: &DeliveryKey,
+        queues: &[&str],
+        envelope: Option<&str>,
+        now: u64,
+    ) -> Result<()> {
+        let mut update = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key(attr::KEY, s(key.as_str()))
-            .update_expression(
-                "SET #state = :enqueued, #queues = :queues, #updated = :now REMOVE #lease",
-            )
             .expression_attribute_names("#state", attr::STATE)
             .expression_attribute_names("#queues", attr::QUEUES)
             .expression_attribute_names("#updated", attr::UPDATED_AT)
@@ -246,7 +274,59 @@ impl IdempotencyStore for DynamoStore {
                 ":queues",
                 AttributeValue::L(queues.iter().map(|q| s(q)).collect()),
             )
-            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":now", n(now));
+        match envelope.filter(|e| e.len() <= MAX_STORED_ENVELOPE_BYTES) {
+            Some(envelope) => {
+                update = update
+                    .update_expression(
+                        "SET #state = :enqueued, #queues = :queues, #updated = :now, #envelope = :envelope REMOVE #lease",
+                    )
+                    .expression_attribute_names("#envelope", attr::ENVELOPE)
+                    .expression_attribute_values(":envelope", s(envelope));
+            }
+            None => {
+                update = update.update_expression(
+                    "SET #state = :enqueued, #queues = :queues, #updated = :now REMOVE #lease",
+                );
+            }
+        }
+        update
+            .send()
+            .await
+            .map_err(|e| self.error(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+        Ok(())
+    }
+
+    async fn delivery(&self, key: &DeliveryKey) -> Result<Option<StoredDelivery>> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::KEY, s(key.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.error(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?
+            .item;
+        Ok(item.map(|item| {
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+            StoredDelivery {
+                enqueued: text(attr::STATE).as_deref() == Some(ENQUEUED),
+                queues: item
+                    .get(attr::QUEUES)
+                    .and_then(|v| v.as_l().ok())
+                    .map(|l| l.iter().filter_map(|q| q.as_s().ok().cloned()).collect())
+                    .unwrap_or_default(),
+                envelope: text(attr::ENVELOPE),
+            }
+        }))
+    }
+
+    async fn forget_effect(&self, claim_key: &str) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(attr::KEY, s(claim_key))
             .send()
             .await
             .map_err(|e| self.error(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
@@ -393,6 +473,8 @@ struct MemoryRecord {
     payload_hash: String,
     expires_at: u64,
     lease_until: u64,
+    queues: Vec<String>,
+    envelope: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -467,6 +549,8 @@ impl IdempotencyStore for MemoryStore {
                 payload_hash: payload_hash.to_owned(),
                 expires_at: now + DELIVERY_RETENTION_SECS,
                 lease_until: now + RECEIVE_LEASE_SECS,
+                queues: Vec::new(),
+                envelope: None,
             },
         );
         Ok(Begin::Started)
@@ -475,13 +559,35 @@ impl IdempotencyStore for MemoryStore {
     async fn complete_delivery(
         &self,
         key: &DeliveryKey,
-        _queues: &[&str],
+        queues: &[&str],
+        envelope: Option<&str>,
         _now: u64,
     ) -> Result<()> {
         self.count();
         if let Some(record) = lock(&self.records).get_mut(key.as_str()) {
             record.enqueued = true;
+            record.queues = queues.iter().map(|q| (*q).to_owned()).collect();
+            record.envelope = envelope
+                .filter(|e| e.len() <= MAX_STORED_ENVELOPE_BYTES)
+                .map(str::to_owned);
         }
+        Ok(())
+    }
+
+    async fn delivery(&self, key: &DeliveryKey) -> Result<Option<StoredDelivery>> {
+        self.count();
+        Ok(lock(&self.records)
+            .get(key.as_str())
+            .map(|r| StoredDelivery {
+                enqueued: r.enqueued,
+                queues: r.queues.clone(),
+                envelope: r.envelope.clone(),
+            }))
+    }
+
+    async fn forget_effect(&self, claim_key: &str) -> Result<()> {
+        self.count();
+        lock(&self.effects).remove(claim_key);
         Ok(())
     }
 
@@ -554,6 +660,69 @@ impl MemoryStore {
     }
 }
 
+/// One store shared by several users (the local runner's receiver and processors).
+impl<T: IdempotencyStore> IdempotencyStore for std::sync::Arc<T> {
+    fn begin_delivery(
+        &self,
+        key: &DeliveryKey,
+        payload_hash: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<Begin>> + Send {
+        (**self).begin_delivery(key, payload_hash, now)
+    }
+    fn complete_delivery(
+        &self,
+        key: &DeliveryKey,
+        queues: &[&str],
+        envelope: Option<&str>,
+        now: u64,
+    ) -> impl Future<Output = Result<()>> + Send {
+        (**self).complete_delivery(key, queues, envelope, now)
+    }
+    fn delivery(
+        &self,
+        key: &DeliveryKey,
+    ) -> impl Future<Output = Result<Option<StoredDelivery>>> + Send {
+        (**self).delivery(key)
+    }
+    fn forget_effect(&self, claim_key: &str) -> impl Future<Output = Result<()>> + Send {
+        (**self).forget_effect(claim_key)
+    }
+    fn abandon_delivery(
+        &self,
+        key: &DeliveryKey,
+        payload_hash: &str,
+    ) -> impl Future<Output = Result<()>> + Send {
+        (**self).abandon_delivery(key, payload_hash)
+    }
+    fn claim_effect(
+        &self,
+        claim: &EffectClaim,
+        lease_until: u64,
+        now: u64,
+    ) -> impl Future<Output = Result<Claim>> + Send {
+        (**self).claim_effect(claim, lease_until, now)
+    }
+    fn complete_effect(
+        &self,
+        claim: &EffectClaim,
+        now: u64,
+    ) -> impl Future<Output = Result<()>> + Send {
+        (**self).complete_effect(claim, now)
+    }
+    fn release_effect(&self, claim: &EffectClaim) -> impl Future<Output = Result<()>> + Send {
+        (**self).release_effect(claim)
+    }
+    fn fail_effect(
+        &self,
+        claim: &EffectClaim,
+        reason: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<()>> + Send {
+        (**self).fail_effect(claim, reason, now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,7 +788,7 @@ mod tests {
             Some(Begin::Started)
         );
         store
-            .complete_delivery(&key(), &["crm"], stale)
+            .complete_delivery(&key(), &["crm"], Some("{}"), stale)
             .await
             .expect("memory");
         assert_eq!(

@@ -170,3 +170,23 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// One queue shared by several users (the local runner's receiver and processors).
+impl<T: Queue> Queue for std::sync::Arc<T> {
+    fn send(
+        &self,
+        queue_url: &str,
+        message: &QueueMessage,
+    ) -> impl Future<Output = Result<()>> + Send {
+        (**self).send(queue_url, message)
+    }
+
+    fn change_visibility(
+        &self,
+        queue_url: &str,
+        receipt_handle: &str,
+        seconds: u32,
+    ) -> impl Future<Output = Result<()>> + Send {
+        (**self).change_visibility(queue_url, receipt_handle, seconds)
+    }
+}

@@ -15,7 +15,9 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn events_dir(function: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events").join(function)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events")
+        .join(function)
 }
 
 fn files(function: &str) -> Vec<PathBuf> {
@@ -33,7 +35,10 @@ fn files(function: &str) -> Vec<PathBuf> {
 async fn given_each_receiver_sample_event_then_the_receiver_answers_as_documented_against_moto() {
     let moto = Moto::start("samples-receiver").await;
     let mut pairs = vec![
-        ("NEXTPHONE_WEBHOOK_SECRETS".to_owned(), TEST_WEBHOOK_SECRET.to_owned()),
+        (
+            "NEXTPHONE_WEBHOOK_SECRETS".to_owned(),
+            TEST_WEBHOOK_SECRET.to_owned(),
+        ),
         ("NEXTPHONE_API_KEY".to_owned(), TEST_API_KEY.to_owned()),
         ("IDEMPOTENCY_TABLE".to_owned(), moto.table.clone()),
     ];
@@ -44,18 +49,35 @@ async fn given_each_receiver_sample_event_then_the_receiver_answers_as_documente
     let deps = receiver::Deps::new(config, moto.store(), moto.queue());
     let samples = receiver_samples();
     for file in files("receiver") {
-        let name = file.file_name().and_then(|n| n.to_str()).expect("name").to_owned();
-        let sample = samples.iter().find(|s| s.file_name == name).unwrap_or_else(|| panic!("{name} is undocumented"));
-        let request = lambda_http::request::from_str(&std::fs::read_to_string(&file).expect("readable")).expect("API Gateway v2 event");
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_owned();
+        let sample = samples
+            .iter()
+            .find(|s| s.file_name == name)
+            .unwrap_or_else(|| panic!("{name} is undocumented"));
+        let request =
+            lambda_http::request::from_str(&std::fs::read_to_string(&file).expect("readable"))
+                .expect("API Gateway v2 event");
         let response = receiver::handle(&deps, request).await;
         assert_eq!(response.status().as_u16(), sample.expected_status, "{name}");
-        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).expect("JSON");
-        let outcome = if sample.expected_status == 200 { &body["status"] } else { &body["error"] };
+        let body: serde_json::Value =
+            serde_json::from_slice(response.body().as_ref()).expect("JSON");
+        let outcome = if sample.expected_status == 200 {
+            &body["status"]
+        } else {
+            &body["error"]
+        };
         assert_eq!(outcome, sample.expected_outcome, "{name}: {body}");
     }
     // The routed samples reached their queues: every processor's queue holds messages.
     for (integration, url) in &moto.queue_urls {
-        assert!(!moto.drain(url).await.is_empty(), "{integration} queue received the routed samples");
+        assert!(
+            !moto.drain(url).await.is_empty(),
+            "{integration} queue received the routed samples"
+        );
     }
 }
 
@@ -64,11 +86,21 @@ async fn run_samples<K: Sink>(moto: &Moto, integration: Integration, sink: K) ->
     let deps = moto.processor_deps(integration, sink);
     let mut count = 0;
     for file in files(integration.as_str()) {
-        let event: SqsEvent = serde_json::from_str(&std::fs::read_to_string(&file).expect("readable")).expect("an SQS event");
-        let response = process_batch(&deps, nphooks_testkit::sqs_event(event.records, Duration::from_secs(60)))
-            .await
-            .expect("handled");
-        assert!(response.batch_item_failures.is_empty(), "{}: {:?}", file.display(), response.batch_item_failures);
+        let event: SqsEvent =
+            serde_json::from_str(&std::fs::read_to_string(&file).expect("readable"))
+                .expect("an SQS event");
+        let response = process_batch(
+            &deps,
+            nphooks_testkit::sqs_event(event.records, Duration::from_secs(60)),
+        )
+        .await
+        .expect("handled");
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "{}: {:?}",
+            file.display(),
+            response.batch_item_failures
+        );
         count += 1;
     }
     count
@@ -88,22 +120,48 @@ async fn requests(server: &MockServer) -> usize {
 }
 
 #[tokio::test]
-async fn given_each_processor_sample_event_then_it_takes_effect_once_against_moto_and_the_stand_ins() {
+async fn given_each_processor_sample_event_then_it_takes_effect_once_against_moto_and_the_stand_ins()
+ {
     let moto = Moto::start("samples-processors").await;
     let http = || client().expect("client");
 
     let server = stand_in().await;
-    let sink = slack::SlackSink::new(OutboundUrl::parse("SLACK_WEBHOOK_URL", &format!("{}/services/T/B/x", server.uri()), true, true).expect("url"), http());
+    let sink = slack::SlackSink::new(
+        OutboundUrl::parse(
+            "SLACK_WEBHOOK_URL",
+            &format!("{}/services/T/B/x", server.uri()),
+            true,
+            true,
+        )
+        .expect("url"),
+        http(),
+    );
     let events = run_samples(&moto, Integration::Slack, sink).await;
-    assert_eq!(requests(&server).await, events, "slack: one post per sample");
+    assert_eq!(
+        requests(&server).await,
+        events,
+        "slack: one post per sample"
+    );
 
     let server = stand_in().await;
     let settings = Settings::from_pairs([
         ("NOTIFY_URL", format!("{}/hooks/sales", server.uri())),
-        ("NOTIFY_SIGNING_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned()),
+        (
+            "NOTIFY_SIGNING_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        ),
     ]);
-    let events = run_samples(&moto, Integration::Notify, notify::NotifySink::from_settings(&settings, true, http()).expect("sink")).await;
-    assert_eq!(requests(&server).await, events, "notify: one notification per sample");
+    let events = run_samples(
+        &moto,
+        Integration::Notify,
+        notify::NotifySink::from_settings(&settings, true, http()).expect("sink"),
+    )
+    .await;
+    assert_eq!(
+        requests(&server).await,
+        events,
+        "notify: one notification per sample"
+    );
 
     let server = stand_in().await;
     let settings = Settings::from_pairs([
@@ -111,14 +169,24 @@ async fn given_each_processor_sample_event_then_it_takes_effect_once_against_mot
         ("CRM_API_URL", format!("{}/leads", server.uri())),
         ("CRM_API_TOKEN", "crm-token".to_owned()),
     ]);
-    let events = run_samples(&moto, Integration::Crm, crm::CrmSink::from_settings(&settings, true, http()).expect("sink")).await;
+    let events = run_samples(
+        &moto,
+        Integration::Crm,
+        crm::CrmSink::from_settings(&settings, true, http()).expect("sink"),
+    )
+    .await;
     assert_eq!(requests(&server).await, events, "crm: one lead per sample");
 
     let port: u16 = std::env::var("NPHOOKS_TEST_SMTP_PORT")
         .expect("NPHOOKS_TEST_SMTP_PORT: run scripts/test.sh")
         .parse()
         .expect("port");
-    let smtp = email::SmtpSettings { host: "127.0.0.1".into(), port, tls: email::SmtpTls::None, credentials: None };
+    let smtp = email::SmtpSettings {
+        host: "127.0.0.1".into(),
+        port,
+        tls: email::SmtpTls::None,
+        credentials: None,
+    };
     let config = email::EmailConfig {
         transport: email::Transport::Smtp(smtp.clone()),
         from: "Acme <hello@acme.example>".parse().expect("mailbox"),

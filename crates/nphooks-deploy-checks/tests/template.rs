@@ -34,8 +34,12 @@ struct Evaluator<'a> {
 /// What a `!Ref` to a resource stands for here: a queue URL, a table name, an ARN.
 fn resource_stand_in(template: &Value, name: &str) -> String {
     match template["Resources"][name]["Type"].as_str() {
-        Some("AWS::SQS::Queue") => format!("https://sqs.us-east-1.amazonaws.com/123456789012/{name}"),
-        Some("AWS::SecretsManager::Secret") => format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}"),
+        Some("AWS::SQS::Queue") => {
+            format!("https://sqs.us-east-1.amazonaws.com/123456789012/{name}")
+        }
+        Some("AWS::SecretsManager::Secret") => {
+            format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}")
+        }
         _ => name.to_owned(),
     }
 }
@@ -60,7 +64,10 @@ impl<'a> Evaluator<'a> {
             assert!(parameters.contains_key(*name), "no parameter {name}");
             parameters.insert((*name).to_owned(), (*value).to_owned());
         }
-        Evaluator { template, parameters }
+        Evaluator {
+            template,
+            parameters,
+        }
     }
 
     fn condition(&self, name: &str) -> bool {
@@ -68,7 +75,9 @@ impl<'a> Evaluator<'a> {
     }
 
     fn truth(&self, value: &Value) -> bool {
-        let Value::Tagged(tagged) = value else { panic!("not a condition: {value:?}") };
+        let Value::Tagged(tagged) = value else {
+            panic!("not a condition: {value:?}")
+        };
         let args = tagged.value.as_sequence();
         match tagged.tag.to_string().as_str() {
             "!Equals" => {
@@ -95,15 +104,25 @@ impl<'a> Evaluator<'a> {
                     } else if let Some(value) = self.parameters.get(name) {
                         Some(value.clone())
                     } else {
-                        assert!(!self.template["Resources"][name].is_null(), "!Ref to unknown {name}");
+                        assert!(
+                            !self.template["Resources"][name].is_null(),
+                            "!Ref to unknown {name}"
+                        );
                         Some(resource_stand_in(self.template, name))
                     }
                 }
-                "!GetAtt" => Some(format!("getatt:{}", tagged.value.as_str().expect("!GetAtt a.b"))),
+                "!GetAtt" => Some(format!(
+                    "getatt:{}",
+                    tagged.value.as_str().expect("!GetAtt a.b")
+                )),
                 "!Sub" => Some(tagged.value.as_str().expect("!Sub string").to_owned()),
                 "!If" => {
                     let args = tagged.value.as_sequence().expect("!If takes a list");
-                    let branch = if self.condition(args[0].as_str().expect("condition name")) { &args[1] } else { &args[2] };
+                    let branch = if self.condition(args[0].as_str().expect("condition name")) {
+                        &args[1]
+                    } else {
+                        &args[2]
+                    };
                     self.eval(branch)
                 }
                 other => panic!("unsupported intrinsic {other}"),
@@ -140,7 +159,10 @@ fn functions(template: &Value) -> Vec<(String, &Value)> {
 }
 
 fn binary(function: &Value) -> String {
-    function["Metadata"]["BuildProperties"]["Binary"].as_str().expect("BuildProperties.Binary").to_owned()
+    function["Metadata"]["BuildProperties"]["Binary"]
+        .as_str()
+        .expect("BuildProperties.Binary")
+        .to_owned()
 }
 
 /// A valid value for each key of the stack's secret (its placeholders are not valid).
@@ -158,33 +180,48 @@ fn secret_value(key: &str) -> &'static str {
 }
 
 fn secret_keys(template: &Value) -> Vec<String> {
-    let text = template["Resources"]["AppSecret"]["Properties"]["SecretString"].as_str().expect("SecretString");
-    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).expect("the secret is a JSON object");
+    let text = template["Resources"]["AppSecret"]["Properties"]["SecretString"]
+        .as_str()
+        .expect("SecretString");
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).expect("the secret is a JSON object");
     object.keys().cloned().collect()
 }
 
 /// Loads a function's whole configuration the way its `main` does; the settings record
 /// which names were read.
 fn load(binary: &str, settings: &Settings) -> Result<(), String> {
-    let processor = |integration| ProcessorConfig::from_settings(settings, integration).map_err(|e| e.to_string());
+    let processor = |integration| {
+        ProcessorConfig::from_settings(settings, integration).map_err(|e| e.to_string())
+    };
     let http = client().expect("http client");
     match binary {
-        "receiver" => ReceiverConfig::from_settings(settings).map(drop).map_err(|e| e.to_string()),
+        "receiver" => ReceiverConfig::from_settings(settings)
+            .map(drop)
+            .map_err(|e| e.to_string()),
         "crm" => {
             processor(Integration::Crm)?;
-            crm::CrmSink::from_settings(settings, false, http).map(drop).map_err(|e| e.to_string())
+            crm::CrmSink::from_settings(settings, false, http)
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
         "email" => {
             processor(Integration::Email)?;
-            email::EmailConfig::from_settings(settings, false).map(drop).map_err(|e| e.to_string())
+            email::EmailConfig::from_settings(settings, false)
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
         "slack" => {
             processor(Integration::Slack)?;
-            slack::SlackSink::from_settings(settings, false, http).map(drop).map_err(|e| e.to_string())
+            slack::SlackSink::from_settings(settings, false, http)
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
         "notify" => {
             processor(Integration::Notify)?;
-            notify::NotifySink::from_settings(settings, false, http).map(drop).map_err(|e| e.to_string())
+            notify::NotifySink::from_settings(settings, false, http)
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
         other => panic!("no loader known for function binary {other}"),
     }
@@ -207,9 +244,15 @@ async fn given_the_template_then_every_function_gets_exactly_the_config_its_code
     let secrets = aws_sdk_secretsmanager::Client::new(&moto.aws);
     let keys = secret_keys(&template);
     for name in SECRET_NAMES {
-        assert!(keys.iter().any(|k| k == name), "the stack's secret lacks {name}");
+        assert!(
+            keys.iter().any(|k| k == name),
+            "the stack's secret lacks {name}"
+        );
     }
-    let secret: serde_json::Map<String, serde_json::Value> = keys.iter().map(|k| (k.clone(), secret_value(k).into())).collect();
+    let secret: serde_json::Map<String, serde_json::Value> = keys
+        .iter()
+        .map(|k| (k.clone(), secret_value(k).into()))
+        .collect();
     let arn = secrets
         .create_secret()
         .name(format!("nphooks-template-{}", std::process::id()))
@@ -226,7 +269,10 @@ async fn given_the_template_then_every_function_gets_exactly_the_config_its_code
             ("EmailTransport", "smtp"),
             ("SmtpHost", "smtp.example.com"),
             ("EmailReplyTo", "sales@example.com"),
-            ("Routes", r#"[{"name":"all","events":["call.ended"],"integrations":["crm","email","slack","notify"]}]"#),
+            (
+                "Routes",
+                r#"[{"name":"all","events":["call.ended"],"integrations":["crm","email","slack","notify"]}]"#,
+            ),
             ("CrmProvider", "hubspot"),
         ],
     ];
@@ -237,69 +283,144 @@ async fn given_the_template_then_every_function_gets_exactly_the_config_its_code
             let binary = binary(function);
             let mut env = evaluator.environment(function);
             for secret_name in SECRET_NAMES {
-                assert!(!env.contains_key(*secret_name), "{name}: {secret_name} is a secret, not an environment value");
+                assert!(
+                    !env.contains_key(*secret_name),
+                    "{name}: {secret_name} is a secret, not an environment value"
+                );
             }
-            assert!(env.contains_key("APP_SECRET_ARN"), "{name}: no APP_SECRET_ARN");
+            assert!(
+                env.contains_key("APP_SECRET_ARN"),
+                "{name}: no APP_SECRET_ARN"
+            );
             env.insert("APP_SECRET_ARN".into(), arn.clone());
 
-            let settings = nphooks_core::aws::with_app_secret(Settings::from_pairs(env.clone()), &moto.aws)
-                .await
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-            load(&binary, &settings).unwrap_or_else(|e| panic!("{name} ({parameters:?}): a required name is missing: {e}"));
+            let settings =
+                nphooks_core::aws::with_app_secret(Settings::from_pairs(env.clone()), &moto.aws)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            load(&binary, &settings).unwrap_or_else(|e| {
+                panic!("{name} ({parameters:?}): a required name is missing: {e}")
+            });
             let read = settings.names_read();
             let unread: Vec<_> = env.keys().filter(|k| !read.contains(*k)).collect();
-            assert!(unread.is_empty(), "{name} ({parameters:?}) gets variables its code never reads: {unread:?}");
+            assert!(
+                unread.is_empty(),
+                "{name} ({parameters:?}) gets variables its code never reads: {unread:?}"
+            );
             checked.insert(binary);
         }
     }
     assert_eq!(
         checked,
-        ["crm", "email", "notify", "receiver", "slack"].map(String::from).into_iter().collect(),
+        ["crm", "email", "notify", "receiver", "slack"]
+            .map(String::from)
+            .into_iter()
+            .collect(),
         "every function is checked"
     );
-    for parameter in template["Parameters"].as_mapping().expect("Parameters").keys() {
+    for parameter in template["Parameters"]
+        .as_mapping()
+        .expect("Parameters")
+        .keys()
+    {
         let parameter = parameter.as_str().expect("name").to_ascii_lowercase();
         assert!(
-            !["secret", "password", "token", "webhookurl", "apikey"].iter().any(|word| parameter.contains(word) && parameter != "existingsecretarn"),
+            !["secret", "password", "token", "webhookurl", "apikey"]
+                .iter()
+                .any(|word| parameter.contains(word) && parameter != "existingsecretarn"),
             "parameter {parameter} looks like a secret: secrets go in the Secrets Manager secret"
         );
     }
 }
 
 #[test]
-fn given_the_template_then_every_processor_queue_has_a_dlq_enough_visibility_and_partial_batch_responses() {
+fn given_the_template_then_every_processor_queue_has_a_dlq_enough_visibility_and_partial_batch_responses()
+ {
     let template = template();
     let resources = &template["Resources"];
     let mut processors = 0;
     for (name, function) in functions(&template) {
-        let Some(events) = function["Properties"]["Events"].as_mapping() else { continue };
+        let Some(events) = function["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
         for event in events.values().filter(|e| e["Type"] == "SQS") {
             processors += 1;
             let properties = &event["Properties"];
-            let Value::Tagged(queue_ref) = &properties["Queue"] else { panic!("{name}: Queue is not !GetAtt") };
-            let queue_name = queue_ref.value.as_str().expect("X.Arn").trim_end_matches(".Arn");
+            let Value::Tagged(queue_ref) = &properties["Queue"] else {
+                panic!("{name}: Queue is not !GetAtt")
+            };
+            let queue_name = queue_ref
+                .value
+                .as_str()
+                .expect("X.Arn")
+                .trim_end_matches(".Arn");
             let queue = &resources[queue_name]["Properties"];
             let timeout = function["Properties"]["Timeout"].as_u64().expect("Timeout");
-            let visibility = queue["VisibilityTimeout"].as_u64().expect("VisibilityTimeout");
-            assert!(visibility >= 6 * timeout, "{name}: visibility {visibility} < 6 x timeout {timeout}");
-            assert_eq!(queue["RedrivePolicy"]["maxReceiveCount"].as_u64(), Some(5), "{name}");
-            let Value::Tagged(dlq_ref) = &queue["RedrivePolicy"]["deadLetterTargetArn"] else { panic!("{name}: no DLQ") };
-            let dlq = &resources[dlq_ref.value.as_str().expect("X.Arn").trim_end_matches(".Arn")];
+            let visibility = queue["VisibilityTimeout"]
+                .as_u64()
+                .expect("VisibilityTimeout");
+            assert!(
+                visibility >= 6 * timeout,
+                "{name}: visibility {visibility} < 6 x timeout {timeout}"
+            );
+            assert_eq!(
+                queue["RedrivePolicy"]["maxReceiveCount"].as_u64(),
+                Some(5),
+                "{name}"
+            );
+            let Value::Tagged(dlq_ref) = &queue["RedrivePolicy"]["deadLetterTargetArn"] else {
+                panic!("{name}: no DLQ")
+            };
+            let dlq = &resources[dlq_ref
+                .value
+                .as_str()
+                .expect("X.Arn")
+                .trim_end_matches(".Arn")];
             assert_eq!(dlq["Type"], "AWS::SQS::Queue", "{name}");
-            assert_eq!(dlq["Properties"]["MessageRetentionPeriod"].as_u64(), Some(1_209_600), "{name}: DLQ keeps 14 days");
-            let types: Vec<_> = properties["FunctionResponseTypes"].as_sequence().into_iter().flatten().collect();
-            assert!(types.iter().any(|t| *t == "ReportBatchItemFailures"), "{name}: no ReportBatchItemFailures");
-            assert!(properties["ScalingConfig"]["MaximumConcurrency"].as_u64().is_some(), "{name}: concurrency unbounded");
-            assert!(properties["BatchSize"].as_u64().is_some(), "{name}: no batch size");
+            assert_eq!(
+                dlq["Properties"]["MessageRetentionPeriod"].as_u64(),
+                Some(1_209_600),
+                "{name}: DLQ keeps 14 days"
+            );
+            let types: Vec<_> = properties["FunctionResponseTypes"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .collect();
+            assert!(
+                types.iter().any(|t| *t == "ReportBatchItemFailures"),
+                "{name}: no ReportBatchItemFailures"
+            );
+            assert!(
+                properties["ScalingConfig"]["MaximumConcurrency"]
+                    .as_u64()
+                    .is_some(),
+                "{name}: concurrency unbounded"
+            );
+            assert!(
+                properties["BatchSize"].as_u64().is_some(),
+                "{name}: no batch size"
+            );
         }
     }
     assert_eq!(processors, 4, "four processors");
-    let receiver_timeout = resources["ReceiverFunction"]["Properties"]["Timeout"].as_u64().expect("Timeout");
-    assert!(receiver_timeout < 5, "the receiver answers inside the sender's 5 s");
+    let receiver_timeout = resources["ReceiverFunction"]["Properties"]["Timeout"]
+        .as_u64()
+        .expect("Timeout");
+    assert!(
+        receiver_timeout < 5,
+        "the receiver answers inside the sender's 5 s"
+    );
     let table = &resources["IdempotencyTable"];
     assert_eq!(table["DeletionPolicy"], "Retain");
-    assert_eq!(table["Properties"]["TimeToLiveSpecification"]["AttributeName"], "expires_at");
-    assert_eq!(table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+    assert_eq!(
+        table["Properties"]["TimeToLiveSpecification"]["AttributeName"],
+        "expires_at"
+    );
+    assert_eq!(
+        table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
 }
 
 #[test]
@@ -308,7 +429,10 @@ fn given_the_template_then_every_function_has_sample_events() {
         let dir = root().join("events").join(binary(function));
         let count = std::fs::read_dir(&dir)
             .unwrap_or_else(|_| panic!("{name}: no {}", dir.display()))
-            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json")))
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
+            })
             .count();
         assert!(count > 0, "{name}: no sample event in {}", dir.display());
     }
@@ -331,20 +455,33 @@ fn given_the_template_then_no_policy_grants_a_wildcard_without_a_comment_saying_
             .copied()
             .collect();
         if body.iter().any(|l| l.contains('*')) {
-            assert!(lines[i - 1].trim_start().starts_with('#'), "the inline statement at line {} grants a wildcard with no comment", i + 1);
+            assert!(
+                lines[i - 1].trim_start().starts_with('#'),
+                "the inline statement at line {} grants a wildcard with no comment",
+                i + 1
+            );
         }
     }
-    assert!(statements > 0, "the template has its one inline statement (SES)");
+    assert!(
+        statements > 0,
+        "the template has its one inline statement (SES)"
+    );
     // Policy templates are scoped to one named resource each, never "*".
     for (name, function) in functions(&template()) {
-        for policy in function["Properties"]["Policies"].as_sequence().expect("Policies") {
+        for policy in function["Properties"]["Policies"]
+            .as_sequence()
+            .expect("Policies")
+        {
             if let Some(mapping) = policy.as_mapping() {
                 for (kind, scope) in mapping {
                     if kind == "Statement" {
                         continue;
                     }
                     for value in scope.as_mapping().expect("scope").values() {
-                        assert!(matches!(value, Value::Tagged(_)), "{name}: {kind:?} is not scoped to a template resource");
+                        assert!(
+                            matches!(value, Value::Tagged(_)),
+                            "{name}: {kind:?} is not scoped to a template resource"
+                        );
                     }
                 }
             }

@@ -14,5 +14,6 @@ mod runtime;
 pub use config::ProcessorConfig;
 pub use error::{Error, Result};
 pub use runtime::{
-    AWS_TIMEOUTS, Delivered, ProcessorDeps, Sink, SinkError, Startup, process_batch, run_lambda,
+    AWS_TIMEOUTS, Delivered, ProcessorDeps, RecordOutcome, Sink, SinkError, Startup, process_batch,
+    process_records, run_lambda,
 };

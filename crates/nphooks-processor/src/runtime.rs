@@ -82,11 +82,39 @@ pub struct ProcessorDeps<S, Q, K> {
 
 /// How one record ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum RecordOutcome {
+pub enum RecordOutcome {
+    /// The sink acted (or had nothing to do).
     Done(Delivered),
+    /// An earlier delivery already completed the effect.
     AlreadyDone,
+    /// Permanent failure: sent to the DLQ and acknowledged.
     DeadLettered(String),
+    /// To be retried by SQS (reported as a batch item failure).
     Retry(String),
+}
+
+impl RecordOutcome {
+    /// Whether the record is finished with (acknowledged): anything but a retry.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, RecordOutcome::Retry(_))
+    }
+}
+
+/// Processes each record on its own, concurrently, within the invocation's deadline, and
+/// says how each ended (in the records' order).
+pub async fn process_records<S: IdempotencyStore, Q: Queue, K: Sink>(
+    deps: &ProcessorDeps<S, Q, K>,
+    records: &[SqsMessage],
+    lambda_deadline: SystemTime,
+) -> Vec<RecordOutcome> {
+    let deadline = work_deadline(lambda_deadline);
+    let lease_until = epoch_seconds(lambda_deadline + LEASE_MARGIN);
+    join_all(
+        records
+            .iter()
+            .map(|record| process_record(deps, record, deadline, lease_until)),
+    )
+    .await
 }
 
 /// Processes a batch; each record on its own. Records to retry are reported as batch
@@ -96,15 +124,8 @@ pub async fn process_batch<S: IdempotencyStore, Q: Queue, K: Sink>(
     deps: &ProcessorDeps<S, Q, K>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
-    let deadline = work_deadline(event.context.deadline());
-    let lease_until = epoch_seconds(event.context.deadline() + LEASE_MARGIN);
     let records = &event.payload.records;
-    let outcomes = join_all(
-        records
-            .iter()
-            .map(|record| process_record(deps, record, deadline, lease_until)),
-    )
-    .await;
+    let outcomes = process_records(deps, records, event.context.deadline()).await;
 
     let mut response = SqsBatchResponse::default();
     for (record, outcome) in records.iter().zip(outcomes) {

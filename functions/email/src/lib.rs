@@ -18,7 +18,7 @@ use nphooks_processor::{Delivered, Sink, SinkError};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub use mailer::{AnyMailer, Mailer, SesMailer, SmtpMailer, SmtpSettings, SmtpTls};
+pub use mailer::{AnyMailer, Mailer, SMTP_HOST_VAR, SesMailer, SmtpMailer, SmtpSettings, SmtpTls};
 pub use render::{EmailContext, RenderedEmail, Templates};
 
 pub const EMAIL_TRANSPORT_VAR: &str = "EMAIL_TRANSPORT";

@@ -15,7 +15,7 @@ use nphooks_core::idempotency::{Begin, IdempotencyStore};
 use nphooks_core::queue::Queue;
 use nphooks_core::routing::Integration;
 use nphooks_core::samples::WEBHOOK_PATH;
-use nphooks_core::signature::{AuthFailure, SIGNATURE_HEADER, VerifiedWebhook};
+use nphooks_core::signature::{AuthFailure, SIGNATURE_HEADER};
 use nphooks_core::webhook::Event;
 use serde_json::json;
 
@@ -227,7 +227,9 @@ async fn receive<S: IdempotencyStore, Q: Queue>(
         }
     };
 
-    if let Err(failed) = enqueue(deps, &webhook, &key, &route).await {
+    let message =
+        QueueMessage::for_delivery(&webhook, &key, &nphooks_core::rfc3339(SystemTime::now()));
+    if let Err(failed) = enqueue(deps, &message, &route).await {
         if recorded {
             // Let the sender's retry start afresh. If this fails too, the record's
             // lease runs out long before the first retry (5 min) and it is taken over.
@@ -239,7 +241,11 @@ async fn receive<S: IdempotencyStore, Q: Queue>(
     }
     if recorded {
         let queues: Vec<&str> = route.iter().map(|i| i.as_str()).collect();
-        if let Err(error) = deps.store.complete_delivery(&key, &queues, now()).await {
+        if let Err(error) = deps
+            .store
+            .complete_delivery(&key, &queues, Some(message.body()), now())
+            .await
+        {
             // The messages are durable; a retry would re-enqueue and the processors
             // would deduplicate it.
             tracing::error!(%error, "enqueued, but could not mark the delivery record");
@@ -262,15 +268,11 @@ async fn receive<S: IdempotencyStore, Q: Queue>(
 /// Sends the envelope to every routed queue at once and checks every result.
 async fn enqueue<S, Q: Queue>(
     deps: &Deps<S, Q>,
-    webhook: &VerifiedWebhook,
-    key: &DeliveryKey,
+    message: &QueueMessage,
     route: &BTreeSet<Integration>,
 ) -> Result<(), ReceiverError> {
-    let message =
-        QueueMessage::for_delivery(webhook, key, &nphooks_core::rfc3339(SystemTime::now()));
-    let sends = route.iter().map(|integration| {
-        let message = &message;
-        async move {
+    let sends =
+        route.iter().map(|integration| async move {
             let url = deps.config.queue_urls.get(integration).ok_or_else(|| {
                 nphooks_core::Error::Config {
                     name: integration.queue_url_var(),
@@ -278,8 +280,7 @@ async fn enqueue<S, Q: Queue>(
                 }
             })?;
             deps.queue.send(url, message).await
-        }
-    });
+        });
     let mut failed = Vec::new();
     for (integration, result) in route.iter().zip(join_all(sends).await) {
         if let Err(error) = result {

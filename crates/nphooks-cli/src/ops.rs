@@ -1,0 +1,284 @@
+//! Operator commands against SQS and DynamoDB (AWS, or moto through `AWS_ENDPOINT_URL`):
+//! `init-local`, `dlq list|redrive`, `replay`.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use nphooks_core::config::Settings;
+use nphooks_core::delivery::DeliveryKey;
+use nphooks_core::idempotency::{DynamoStore, IdempotencyStore};
+use nphooks_core::queue::SqsQueue;
+use nphooks_core::routing::Integration;
+use nphooks_processor::{ProcessorConfig, ProcessorDeps, RecordOutcome, process_records};
+
+use crate::queues::{MAX_RECEIVE_COUNT, aws_error, record};
+use crate::serve::{default_table, dlq_name, queue_name, queue_url};
+use crate::sinks::{AnySink, Outbox};
+
+/// The visibility `init-local` gives queues: short, so local retries are seen quickly.
+const LOCAL_VISIBILITY_SECS: u32 = 10;
+
+fn table(settings: &Settings) -> String {
+    settings
+        .optional("IDEMPOTENCY_TABLE")
+        .map_or_else(default_table, str::to_owned)
+}
+
+/// Creates the table and every queue with its DLQ and redrive policy; safe to run twice.
+pub async fn init_local(aws: &aws_config::SdkConfig, settings: &Settings) -> anyhow::Result<()> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+    let table = table(settings);
+    let created = dynamodb
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .send()
+        .await;
+    match created {
+        Ok(_) => {
+            dynamodb
+                .update_time_to_live()
+                .table_name(&table)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .attribute_name("expires_at")
+                        .enabled(true)
+                        .build()?,
+                )
+                .send()
+                .await
+                .map_err(aws_error)?;
+            println!("table  {table}");
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            println!("table  {table} (exists)")
+        }
+        Err(e) => bail!(
+            "could not create table {table}: {} — is AWS_ENDPOINT_URL pointing at a running moto server?",
+            aws_sdk_dynamodb::error::DisplayErrorContext(e)
+        ),
+    }
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    for integration in Integration::ALL {
+        let dlq = create_queue(&sqs, &dlq_name(integration), None).await?;
+        let dlq_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&dlq)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(aws_error)?
+            .attributes
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .context("the DLQ has no ARN")?;
+        let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}).to_string();
+        let queue = create_queue(&sqs, &queue_name(integration), Some(redrive)).await?;
+        println!("queue  {queue}  (DLQ {dlq})");
+    }
+    Ok(())
+}
+
+async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    redrive: Option<String>,
+) -> anyhow::Result<String> {
+    let mut request = sqs.create_queue().queue_name(name).attributes(
+        QueueAttributeName::VisibilityTimeout,
+        LOCAL_VISIBILITY_SECS.to_string(),
+    );
+    if let Some(redrive) = redrive {
+        request = request.attributes(QueueAttributeName::RedrivePolicy, redrive);
+    }
+    let created = request.send().await.map_err(|e| {
+        anyhow::anyhow!(
+            "could not create queue {name}: {} — is AWS_ENDPOINT_URL pointing at a running moto server?",
+            aws_sdk_sqs::error::DisplayErrorContext(e)
+        )
+    })?;
+    created.queue_url.context("the queue has no URL")
+}
+
+/// A dead letter: its id, why it failed, and which delivery it was.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub reason: String,
+    pub delivery_key: String,
+}
+
+/// Lists an integration's DLQ without consuming it.
+pub async fn dlq_list(
+    aws: &aws_config::SdkConfig,
+    integration: Integration,
+) -> anyhow::Result<Vec<DeadLetter>> {
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let dlq = queue_url(&sqs, &dlq_name(integration)).await?;
+    let mut letters = Vec::new();
+    // A zero visibility timeout leaves every message where it is; moto and SQS return
+    // up to 10 per call, so ask until a call adds nothing new.
+    loop {
+        let batch = sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(aws_error)?
+            .messages
+            .unwrap_or_default();
+        let before = letters.len();
+        for message in batch {
+            let id = message.message_id().unwrap_or_default().to_owned();
+            if letters.iter().any(|l: &DeadLetter| l.message_id == id) {
+                continue;
+            }
+            let reason = message
+                .message_attributes()
+                .and_then(|a| a.get("failure_reason"))
+                .and_then(|v| v.string_value())
+                .unwrap_or("(redriven by SQS after too many receives)")
+                .to_owned();
+            let delivery_key = message
+                .body()
+                .and_then(|b| nphooks_core::envelope::Envelope::decode(b).ok())
+                .map_or_else(
+                    || "(unreadable body)".to_owned(),
+                    |e| e.delivery_key.to_string(),
+                );
+            letters.push(DeadLetter {
+                message_id: id,
+                reason,
+                delivery_key,
+            });
+        }
+        if letters.len() == before {
+            return Ok(letters);
+        }
+    }
+}
+
+/// Moves every message of an integration's DLQ back to its queue (body intact).
+pub async fn dlq_redrive(
+    aws: &aws_config::SdkConfig,
+    integration: Integration,
+) -> anyhow::Result<usize> {
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let dlq = queue_url(&sqs, &dlq_name(integration)).await?;
+    let queue = queue_url(&sqs, &queue_name(integration)).await?;
+    let mut moved = 0;
+    loop {
+        let batch = sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .send()
+            .await
+            .map_err(aws_error)?
+            .messages
+            .unwrap_or_default();
+        if batch.is_empty() {
+            return Ok(moved);
+        }
+        for message in batch {
+            sqs.send_message()
+                .queue_url(&queue)
+                .message_body(message.body().unwrap_or_default())
+                .send()
+                .await
+                .map_err(aws_error)?;
+            sqs.delete_message()
+                .queue_url(&dlq)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .map_err(aws_error)?;
+            moved += 1;
+        }
+    }
+}
+
+/// Re-runs a delivery's integrations from its stored envelope. A completed effect is
+/// skipped unless `force`, which forgets its claim first.
+pub async fn replay(
+    aws: &aws_config::SdkConfig,
+    settings: &Settings,
+    key: &str,
+    only: Option<Integration>,
+    force: bool,
+) -> anyhow::Result<Vec<(Integration, RecordOutcome)>> {
+    let table = table(settings);
+    let store = DynamoStore::connect(aws, &table);
+    let key = DeliveryKey::from_stored(key.to_owned());
+    let stored = store
+        .delivery(&key)
+        .await?
+        .with_context(|| format!("no delivery {key} in table {table}: check the key (the receiver's answer and log show it)"))?;
+    let envelope = stored
+        .envelope
+        .with_context(|| format!("delivery {key} has no stored envelope (it was larger than the item limit, or recorded by an older version)"))?;
+    let integrations: Vec<Integration> = match only {
+        Some(integration) => vec![integration],
+        None => Integration::ALL
+            .into_iter()
+            .filter(|i| stored.queues.iter().any(|q| q == i.as_str()))
+            .collect(),
+    };
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let outbox = Outbox::start("outbox".into()).await?;
+    let allow_http = nphooks_processor::config::allow_http(settings)?;
+    let mut outcomes = Vec::new();
+    for integration in integrations {
+        let claim_key = format!("{integration}#{key}");
+        if force {
+            store.forget_effect(&claim_key).await?;
+        }
+        let deps = ProcessorDeps {
+            config: ProcessorConfig {
+                integration,
+                idempotency_table: table.clone(),
+                dlq_url: queue_url(&sqs, &dlq_name(integration)).await?,
+                source_queue_url: queue_url(&sqs, &queue_name(integration)).await?,
+                allow_http,
+            },
+            store: store.clone(),
+            queue: SqsQueue::connect(aws),
+            sink: AnySink::for_integration(integration, settings, allow_http, aws, &outbox)?,
+        };
+        let message = record(&format!("replay-{integration}"), "", &envelope, 1, "replay");
+        let outcome = process_records(
+            &deps,
+            &[message],
+            SystemTime::now() + Duration::from_secs(30),
+        )
+        .await
+        .into_iter()
+        .next()
+        .context("no outcome")?;
+        outcomes.push((integration, outcome));
+    }
+    Ok(outcomes)
+}

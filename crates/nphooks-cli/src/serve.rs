@@ -1,0 +1,504 @@
+//! `nphooks serve`: the receiver's handler behind `POST /webhook/nextphone` on loopback,
+//! and every processor's handler fed from the queues as the Lambda event source would
+//! (batches, visibility timeout, redrive to the DLQ after `maxReceiveCount`).
+//!
+//! Offline (the default) it runs on the in-memory store and queues; with `--aws` or
+//! `AWS_ENDPOINT_URL` set it uses DynamoDB and SQS (a moto server after `init-local`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use nphooks_core::config::{ReceiverConfig, Settings};
+use nphooks_core::envelope::Envelope;
+use nphooks_core::idempotency::{DynamoStore, IdempotencyStore, MemoryStore};
+use nphooks_core::queue::{Queue, SqsQueue};
+use nphooks_core::routing::Integration;
+use nphooks_core::samples::TEST_WEBHOOK_SECRET;
+use nphooks_processor::{
+    Delivered, ProcessorConfig, ProcessorDeps, RecordOutcome, process_records,
+};
+
+use crate::http_server;
+use crate::queues::{LocalQueues, QueueSource, SqsSource};
+use crate::sinks::{AnySink, Outbox};
+
+/// Names of what `init-local` creates and `serve --aws` uses: `<prefix>-idempotency`,
+/// `<prefix>-<integration>` and `<prefix>-<integration>-dlq`, where the prefix is
+/// `NPHOOKS_LOCAL_PREFIX` (default `nphooks`) so several stacks can share one moto server.
+pub const LOCAL_PREFIX_VAR: &str = "NPHOOKS_LOCAL_PREFIX";
+
+fn prefix() -> String {
+    std::env::var(LOCAL_PREFIX_VAR)
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or_else(|| "nphooks".to_owned())
+}
+
+pub fn default_table() -> String {
+    format!("{}-idempotency", prefix())
+}
+
+pub fn queue_name(integration: Integration) -> String {
+    format!("{}-{integration}", prefix())
+}
+
+pub fn dlq_name(integration: Integration) -> String {
+    format!("{}-{integration}-dlq", prefix())
+}
+
+/// How `serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub port: u16,
+    pub aws: bool,
+    pub outbox: PathBuf,
+    /// How long a received message stays hidden before a retry (the template uses
+    /// 6 × the function timeout; locally shorter, so retries are seen).
+    pub visibility: Duration,
+    pub batch_size: usize,
+    /// How long each processor invocation may run.
+    pub invocation_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            port: 3000,
+            aws: false,
+            outbox: PathBuf::from("outbox"),
+            visibility: Duration::from_secs(10),
+            batch_size: 10,
+            invocation_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One line per event, as they happen.
+fn line(text: impl AsRef<str>) {
+    let now = nphooks_core::rfc3339(SystemTime::now());
+    let time = now.get(11..19).unwrap_or_default();
+    println!("{time} {}", text.as_ref());
+}
+
+/// What each delivery is waiting for and what has finished.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    deliveries: Mutex<BTreeMap<String, Progress>>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Progress {
+    pub expected: BTreeSet<Integration>,
+    /// Integration → (done well, detail).
+    pub finished: BTreeMap<Integration, (bool, String)>,
+}
+
+impl Progress {
+    pub fn complete(&self) -> bool {
+        !self.expected.is_empty() && self.expected.iter().all(|i| self.finished.contains_key(i))
+    }
+
+    pub fn summary(&self) -> String {
+        self.expected
+            .iter()
+            .map(|i| match self.finished.get(i) {
+                Some((true, _)) => format!("{i} ✓"),
+                Some((false, _)) => format!("{i} ✗"),
+                None => format!("{i} …"),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl Tracker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Progress>> {
+        self.deliveries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn expect(&self, key: &str, integrations: BTreeSet<Integration>) {
+        self.lock()
+            .entry(key.to_owned())
+            .or_default()
+            .expected
+            .extend(integrations);
+        self.changed.notify_waiters();
+    }
+
+    fn finish(&self, key: &str, integration: Integration, ok: bool, detail: String) {
+        let progress = {
+            let mut deliveries = self.lock();
+            let progress = deliveries.entry(key.to_owned()).or_default();
+            progress.finished.insert(integration, (ok, detail));
+            progress.clone()
+        };
+        if progress.complete() {
+            line(format!("✔ {key}: {}", progress.summary()));
+        }
+        self.changed.notify_waiters();
+    }
+
+    pub fn progress(&self, key: &str) -> Option<Progress> {
+        self.lock().get(key).cloned()
+    }
+
+    /// Waits until every integration `key` was routed to has finished, or `timeout`.
+    pub async fn wait(&self, key: &str, timeout: Duration) -> Option<Progress> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            if let Some(progress) = self.progress(key).filter(Progress::complete) {
+                return Some(progress);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.progress(key);
+            }
+        }
+    }
+}
+
+/// The running pipeline.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub tracker: Arc<Tracker>,
+    pub outbox: Arc<Outbox>,
+    pub previews: Vec<Integration>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Fills in what an offline run needs and the user did not set: the documented test
+/// secret, the default table name, and (offline) in-memory queue URLs.
+pub fn with_local_defaults(settings: &Settings, aws: bool) -> Settings {
+    let mut pairs = settings.pairs();
+    let mut default = |name: &str, value: String| {
+        if settings.optional(name).is_none() {
+            pairs.push((name.to_owned(), value));
+        }
+    };
+    default("NEXTPHONE_WEBHOOK_SECRETS", TEST_WEBHOOK_SECRET.to_owned());
+    default("IDEMPOTENCY_TABLE", default_table());
+    if !aws {
+        for integration in Integration::ALL {
+            default(
+                integration.queue_url_var(),
+                format!("local://{}", queue_name(integration)),
+            );
+        }
+    }
+    Settings::from_pairs(pairs)
+}
+
+/// Starts the pipeline and returns once it is listening.
+pub async fn start(settings: Settings, options: &ServeOptions) -> anyhow::Result<Running> {
+    let listener = http_server::bind(([127, 0, 0, 1], options.port).into()).await?;
+    let addr = http_server::local_addr(&listener)?;
+    let outbox = Outbox::start(options.outbox.clone()).await?;
+    let tracker = Arc::new(Tracker::default());
+    let aws_config = nphooks_core::aws::sdk_config(nphooks_processor::AWS_TIMEOUTS).await;
+    let allow_http = nphooks_processor::config::allow_http(&settings)?;
+
+    if options.aws {
+        let sqs = aws_sdk_sqs::Client::new(&aws_config);
+        let settings = resolve_queue_urls(settings, &sqs).await?;
+        let receiver = ReceiverConfig::from_settings(&settings)?;
+        let store = Arc::new(DynamoStore::connect(
+            &aws_config,
+            &receiver.idempotency_table,
+        ));
+        let queue = Arc::new(SqsQueue::connect(&aws_config));
+        let source = Arc::new(SqsSource {
+            client: sqs.clone(),
+        });
+        let mut dlqs = BTreeMap::new();
+        for integration in Integration::ALL {
+            dlqs.insert(integration, queue_url(&sqs, &dlq_name(integration)).await?);
+        }
+        launch(
+            listener,
+            addr,
+            settings,
+            receiver,
+            store,
+            queue,
+            source,
+            dlqs,
+            allow_http,
+            &aws_config,
+            outbox,
+            tracker,
+            options,
+        )
+    } else {
+        let receiver = ReceiverConfig::from_settings(&settings)?;
+        let dlqs: BTreeMap<Integration, String> = Integration::ALL
+            .into_iter()
+            .map(|i| (i, format!("local://{}", dlq_name(i))))
+            .collect();
+        let redrive = receiver
+            .queue_urls
+            .iter()
+            .map(|(integration, url)| (url.clone(), dlqs[integration].clone()));
+        let queues = Arc::new(LocalQueues::new(redrive));
+        let store = Arc::new(MemoryStore::new());
+        launch(
+            listener,
+            addr,
+            settings,
+            receiver,
+            store,
+            queues.clone(),
+            queues,
+            dlqs,
+            allow_http,
+            &aws_config,
+            outbox,
+            tracker,
+            options,
+        )
+    }
+}
+
+/// `<X>_QUEUE_URL` when set, else the URL of the queue `init-local` names `nphooks-<x>`.
+async fn resolve_queue_urls(
+    settings: Settings,
+    sqs: &aws_sdk_sqs::Client,
+) -> anyhow::Result<Settings> {
+    let mut pairs = settings.pairs();
+    for integration in Integration::ALL {
+        if settings.optional(integration.queue_url_var()).is_none() {
+            pairs.push((
+                integration.queue_url_var().to_owned(),
+                queue_url(sqs, &queue_name(integration)).await?,
+            ));
+        }
+    }
+    Ok(Settings::from_pairs(pairs))
+}
+
+pub async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<String> {
+    sqs.get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "queue {name} was not found ({}): run `nphooks init-local` against the moto server, or set its *_QUEUE_URL",
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            )
+        })?
+        .queue_url
+        .ok_or_else(|| anyhow::anyhow!("queue {name} has no URL"))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch<S, Q, Src>(
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    settings: Settings,
+    receiver_config: ReceiverConfig,
+    store: Arc<S>,
+    queue: Arc<Q>,
+    source: Arc<Src>,
+    dlqs: BTreeMap<Integration, String>,
+    allow_http: bool,
+    aws_config: &aws_config::SdkConfig,
+    outbox: Arc<Outbox>,
+    tracker: Arc<Tracker>,
+    options: &ServeOptions,
+) -> anyhow::Result<Running>
+where
+    S: IdempotencyStore + 'static,
+    Q: Queue + 'static,
+    Src: QueueSource + 'static,
+{
+    let mut tasks = Vec::new();
+    let mut previews = Vec::new();
+    for integration in Integration::ALL {
+        let Some(source_queue_url) = receiver_config.queue_urls.get(&integration).cloned() else {
+            continue;
+        };
+        let sink =
+            AnySink::for_integration(integration, &settings, allow_http, aws_config, &outbox)?;
+        if sink.is_preview() {
+            previews.push(integration);
+        }
+        let deps = Arc::new(ProcessorDeps {
+            config: ProcessorConfig {
+                integration,
+                idempotency_table: receiver_config.idempotency_table.clone(),
+                dlq_url: dlqs[&integration].clone(),
+                source_queue_url,
+                allow_http,
+            },
+            store: store.clone(),
+            queue: queue.clone(),
+            sink,
+        });
+        tasks.push(tokio::spawn(event_source(
+            deps,
+            source.clone(),
+            tracker.clone(),
+            options.clone(),
+        )));
+    }
+
+    let deps = Arc::new(receiver::Deps::new(receiver_config, store, queue));
+    let server_tracker = tracker.clone();
+    tasks.push(http_server::spawn(listener, move |request| {
+        let deps = deps.clone();
+        let tracker = server_tracker.clone();
+        async move { webhook(&deps, &tracker, request).await }
+    }));
+    Ok(Running {
+        addr,
+        tracker,
+        outbox,
+        previews,
+        tasks,
+    })
+}
+
+/// One webhook through the receiver's own handler.
+async fn webhook<S: IdempotencyStore, Q: Queue>(
+    deps: &receiver::Deps<Arc<S>, Arc<Q>>,
+    tracker: &Tracker,
+    request: http_server::FullRequest,
+) -> hyper::Response<Full<Bytes>> {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let request = lambda_http::Request::from_parts(parts, lambda_http::Body::Binary(body.to_vec()));
+    let response = receiver::handle(deps, request).await;
+    let (parts, body) = response.into_parts();
+    let bytes = Bytes::copy_from_slice(body.as_ref());
+    let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let key = answer["delivery_key"].as_str().unwrap_or("-");
+    let elapsed = started.elapsed().as_millis();
+    match answer["status"].as_str() {
+        Some("accepted") => {
+            let queues: BTreeSet<Integration> = answer["queues"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|q| {
+                    Integration::ALL
+                        .into_iter()
+                        .find(|i| Some(i.as_str()) == q.as_str())
+                })
+                .collect();
+            line(format!(
+                "← {key} accepted → {} ({elapsed} ms)",
+                queues
+                    .iter()
+                    .map(|i| i.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            tracker.expect(key, queues);
+        }
+        Some(status) => line(format!(
+            "← {key} {status}{} ({elapsed} ms)",
+            answer["reason"]
+                .as_str()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        )),
+        None => line(format!(
+            "← {} {}: {} ({elapsed} ms)",
+            parts.status.as_u16(),
+            answer["error"].as_str().unwrap_or("error"),
+            answer["message"].as_str().unwrap_or_default()
+        )),
+    }
+    hyper::Response::from_parts(parts, Full::new(bytes))
+}
+
+/// Feeds one processor from its queue, as the Lambda event source does.
+async fn event_source<S, Q, Src>(
+    deps: Arc<ProcessorDeps<Arc<S>, Arc<Q>, AnySink>>,
+    source: Arc<Src>,
+    tracker: Arc<Tracker>,
+    options: ServeOptions,
+) where
+    S: IdempotencyStore,
+    Q: Queue,
+    Src: QueueSource,
+{
+    let integration = deps.config.integration;
+    let url = deps.config.source_queue_url.clone();
+    let mut reported_error = false;
+    loop {
+        let records = match source
+            .receive(&url, options.batch_size, options.visibility)
+            .await
+        {
+            Ok(records) => {
+                reported_error = false;
+                records
+            }
+            Err(error) => {
+                if !reported_error {
+                    line(format!("  {integration}: {error:#}"));
+                    reported_error = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if records.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        let started = Instant::now();
+        let outcomes = process_records(
+            &deps,
+            &records,
+            SystemTime::now() + options.invocation_timeout,
+        )
+        .await;
+        let elapsed = started.elapsed().as_millis();
+        for (record, outcome) in records.iter().zip(outcomes) {
+            let key = record
+                .body
+                .as_deref()
+                .and_then(|b| Envelope::decode(b).ok())
+                .map(|e| e.delivery_key.to_string())
+                .unwrap_or_else(|| "(unreadable message)".into());
+            let (ok, detail) = match &outcome {
+                RecordOutcome::Done(Delivered::Sent(what)) => (true, what.clone()),
+                RecordOutcome::Done(Delivered::Skipped(why)) => (true, format!("skipped: {why}")),
+                RecordOutcome::AlreadyDone => (true, "already done".to_owned()),
+                RecordOutcome::DeadLettered(reason) => (false, format!("dead-lettered: {reason}")),
+                RecordOutcome::Retry(reason) => (false, format!("will retry: {reason}")),
+            };
+            line(format!(
+                "  {integration} {} {detail} ({elapsed} ms)",
+                if ok { "✓" } else { "✗" }
+            ));
+            if outcome.is_final() {
+                if let Some(receipt) = record.receipt_handle.as_deref()
+                    && let Err(error) = source.delete(&url, receipt).await
+                {
+                    line(format!("  {integration}: {error:#}"));
+                }
+                tracker.finish(&key, integration, ok, detail);
+            }
+        }
+    }
+}
