@@ -35,3 +35,26 @@ pub fn rfc3339(at: std::time::SystemTime) -> String {
         .fmt(aws_smithy_types::date_time::Format::DateTime)
         .unwrap_or_default()
 }
+
+/// Emits one CloudWatch Embedded Metric Format line (namespace `nphooks`, dimension
+/// `Function`): a count of 1 for `metric`. Lambda passes JSON log lines through as they
+/// are, and CloudWatch turns this one into a metric; locally it is just a log line.
+#[allow(clippy::print_stdout)]
+pub fn emit_count(function: &str, metric: &str) {
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let line = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": "nphooks",
+                "Dimensions": [["Function"]],
+                "Metrics": [{"Name": metric, "Unit": "Count"}]
+            }]
+        },
+        "Function": function,
+        metric: 1
+    });
+    println!("{line}");
+}

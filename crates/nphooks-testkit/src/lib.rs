@@ -190,6 +190,15 @@ impl Moto {
         record
     }
 
+    /// How many messages each integration's queue holds (drained).
+    pub async fn counts(&self) -> BTreeMap<Integration, usize> {
+        let mut counts = BTreeMap::new();
+        for (integration, url) in &self.queue_urls {
+            counts.insert(*integration, self.drain(url).await.len());
+        }
+        counts
+    }
+
     pub async fn item(&self, key: &str) -> Option<HashMap<String, AttributeValue>> {
         self.dynamodb
             .get_item()

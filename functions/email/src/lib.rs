@@ -161,6 +161,7 @@ impl<M: Mailer> EmailSink<M> {
     fn skip(&self, why: &str) -> Delivered {
         self.skipped.fetch_add(1, Ordering::Relaxed);
         tracing::info!(metric = "EmailSkipped", "{why}");
+        nphooks_core::emit_count("email", "EmailSkipped");
         Delivered::Skipped(why.to_owned())
     }
 

@@ -55,11 +55,8 @@ pub struct Metrics {
 impl Metrics {
     fn count(counter: &AtomicU64, name: &str) {
         counter.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            _aws = %json!({"CloudWatchMetrics": [{"Namespace": "nphooks", "Dimensions": [[]], "Metrics": [{"Name": name, "Unit": "Count"}]}]}),
-            metric = name,
-            "{name}"
-        );
+        tracing::warn!(metric = name, "{name}");
+        nphooks_core::emit_count("receiver", name);
     }
 }
 

@@ -5,11 +5,12 @@ mod common;
 use std::time::SystemTime;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::{Moto, signed, status_and_json, text};
+use common::{moto_deps, moto_deps_with_queues, signed, status_and_json};
 use futures::future::join_all;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::routing::Integration;
 use nphooks_core::samples::{Delivery, WEBHOOK_PATH, api_gateway_event};
+use nphooks_testkit::{Moto, text};
 
 fn demo_request(call_id: &str) -> String {
     format!(
@@ -29,7 +30,7 @@ fn all_one() -> Vec<(Integration, usize)> {
 async fn given_a_demo_request_when_accepted_then_each_routed_queue_has_the_envelope_and_the_record_is_enqueued()
  {
     let moto = Moto::start("accepted").await;
-    let deps = moto.deps();
+    let deps = moto_deps(&moto);
     let body = demo_request("call_accept_1");
 
     let (status, answer) = status_and_json(receiver::handle(&deps, signed(&body)).await);
@@ -73,7 +74,7 @@ async fn given_a_demo_request_when_accepted_then_each_routed_queue_has_the_envel
 async fn given_an_accepted_body_when_sent_again_three_times_and_ten_times_concurrently_then_nothing_new_is_enqueued()
  {
     let moto = Moto::start("dupes").await;
-    let deps = moto.deps();
+    let deps = moto_deps(&moto);
 
     // Sequential repeats.
     let body = demo_request("call_dupe_seq");
@@ -129,7 +130,7 @@ async fn given_an_accepted_body_when_sent_again_three_times_and_ten_times_concur
 #[tokio::test]
 async fn given_call_answered_then_call_ended_of_one_call_then_they_are_two_deliveries() {
     let moto = Moto::start("two-events").await;
-    let deps = moto.deps();
+    let deps = moto_deps(&moto);
 
     let answered = r#"{"event":"call.answered","data":{"call_id":"call_two"}}"#;
     let (status, answer) = status_and_json(receiver::handle(&deps, signed(answered)).await);
@@ -166,7 +167,7 @@ async fn given_a_queue_that_fails_when_the_fault_clears_then_the_retry_is_accept
     );
     let mut urls = moto.queue_urls.clone();
     urls.insert(Integration::Crm, late_url.clone());
-    let deps = moto.deps_with_queues(&urls);
+    let deps = moto_deps_with_queues(&moto, &urls);
     let body = demo_request("call_fault");
 
     // WHEN the webhook arrives THEN it is refused with a 5xx naming the queue
@@ -219,7 +220,7 @@ async fn put_record(moto: &Moto, key: &str, state: &str, expires_at: u64, lease_
 async fn given_a_stale_received_record_then_the_retry_takes_it_over_but_a_fresh_one_is_in_progress()
 {
     let moto = Moto::start("stale").await;
-    let deps = moto.deps();
+    let deps = moto_deps(&moto);
 
     // A crash between the record and the sends, long ago.
     put_record(
@@ -264,7 +265,7 @@ async fn given_a_stale_received_record_then_the_retry_takes_it_over_but_a_fresh_
 #[tokio::test]
 async fn given_an_expired_record_whose_item_still_exists_then_it_is_treated_as_absent() {
     let moto = Moto::start("expired").await;
-    let deps = moto.deps();
+    let deps = moto_deps(&moto);
     // TTL deletion lags: the item is still there a day after it expired.
     put_record(
         &moto,
@@ -292,7 +293,7 @@ async fn given_an_expired_record_whose_item_still_exists_then_it_is_treated_as_a
 #[tokio::test]
 async fn given_bad_auth_then_401_and_the_table_and_queues_are_untouched() {
     let moto = Moto::start("bad-auth").await;
-    let deps = moto.deps();
+    let deps = moto_deps(&moto);
     let event = api_gateway_event(
         "POST",
         WEBHOOK_PATH,
@@ -316,7 +317,7 @@ async fn given_bad_auth_then_401_and_the_table_and_queues_are_untouched() {
 async fn given_the_same_key_with_a_different_payload_then_nothing_new_is_accepted_and_it_is_counted()
  {
     let moto = Moto::start("conflict").await;
-    let deps = moto.deps();
+    let deps = moto_deps(&moto);
     let (status, _) =
         status_and_json(receiver::handle(&deps, signed(&demo_request("call_conflict"))).await);
     assert_eq!(status, 200);
@@ -350,7 +351,7 @@ async fn given_the_idempotency_table_is_down_then_the_webhook_is_still_enqueued_
         .send()
         .await
         .expect("delete table");
-    let deps = moto.deps();
+    let deps = moto_deps(&moto);
 
     let (status, answer) =
         status_and_json(receiver::handle(&deps, signed(&demo_request("call_table_down"))).await);
@@ -376,12 +377,7 @@ async fn given_the_idempotency_table_is_down_then_the_webhook_is_still_enqueued_
 #[tokio::test]
 async fn given_app_secret_arn_then_the_secret_from_secrets_manager_configures_the_receiver() {
     let moto = Moto::start("secret").await;
-    let aws = nphooks_core::aws::sdk_config(nphooks_core::aws::Timeouts {
-        connect: std::time::Duration::from_secs(2),
-        attempt: std::time::Duration::from_secs(5),
-        operation: std::time::Duration::from_secs(10),
-    })
-    .await;
+    let aws = moto.aws.clone();
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     let secret = serde_json::json!({
         "NEXTPHONE_WEBHOOK_SECRETS": nphooks_core::samples::TEST_WEBHOOK_SECRET,
