@@ -77,7 +77,12 @@ enum DlqCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let _ = dotenvy::dotenv();
+    if let Err(error) = dotenvy::dotenv()
+        && !error.not_found()
+    {
+        eprintln!("error: .env could not be read ({error}): fix the line or quote the value");
+        return ExitCode::FAILURE;
+    }
     let result = match Cli::parse().command {
         Command::Serve(args) => commands::serve(args).await,
         Command::Demo { outbox } => commands::demo(outbox).await,

@@ -357,6 +357,28 @@ async fn given_moto_when_notify_fails_permanently_then_dlq_redrive_and_replay_be
 }
 
 #[test]
+fn given_a_dotenv_file_when_demo_runs_then_its_settings_apply() {
+    let dir = temp_dir("dotenv");
+    std::fs::write(
+        dir.join(".env"),
+        "EMAIL_BUSINESS_NAME=\"Zephyr Plumbing\"\nEMAIL_FROM=\"Zephyr <hi@zephyr.example>\"\n",
+    )
+    .expect(".env");
+
+    let output = run(nphooks(&dir).arg("demo"));
+
+    assert!(output.status.success(), "{}", text(&output));
+    let mail =
+        std::fs::read_to_string(dir.join("outbox/call.ended_call_8f14e45fceea167a/email.eml"))
+            .expect("email preview");
+    assert!(
+        mail.contains("Subject: Your Zephyr Plumbing demo request is confirmed"),
+        "{mail}"
+    );
+    assert!(mail.contains("From: Zephyr <hi@zephyr.example>"), "{mail}");
+}
+
+#[test]
 fn given_a_copy_of_events_when_generate_runs_then_nothing_changes() {
     let dir = temp_dir("events");
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events");
@@ -419,6 +441,16 @@ fn given_bad_arguments_then_each_error_is_one_sentence_naming_the_fix() {
         text(&no_moto).contains("AWS_ENDPOINT_URL is not set"),
         "{}",
         text(&no_moto)
+    );
+
+    let dotenv = temp_dir("bad-dotenv");
+    std::fs::write(dotenv.join(".env"), "EMAIL_BUSINESS_NAME=Two Words\n").expect(".env");
+    let unreadable = run(nphooks(&dotenv).arg("demo"));
+    assert!(!unreadable.status.success());
+    assert!(
+        text(&unreadable).contains(".env could not be read"),
+        "{}",
+        text(&unreadable)
     );
 
     let unknown = run(nphooks(&dir).args(["dlq", "list", "fax"]));

@@ -109,3 +109,76 @@ fn given_an_http_webhook_url_without_local_mode_then_start_up_names_the_variable
 async fn given_moto_and_a_local_slack_then_each_delivery_posts_effectively_once() {
     suite::effectively_once(Integration::Slack, sink_for).await;
 }
+
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("not poisoned").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn given_deliveries_that_succeed_and_fail_then_the_processor_logs_name_the_call_but_no_caller_data_or_secret_url()
+ {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let moto = nphooks_testkit::Moto::start("slack-logs").await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("rollup_error"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .mount(&server)
+        .await;
+    let deps = moto.processor_deps(Integration::Slack, sink_for(&server.uri()));
+    let body = envelope_for(&demo_request("call_slack_logs", "Priya Raman"));
+
+    for attempt in 0..2 {
+        let record = nphooks_testkit::sqs_message(&format!("m-logs-{attempt}"), &body);
+        nphooks_processor::process_batch(
+            &deps,
+            nphooks_testkit::sqs_event(vec![record], std::time::Duration::from_secs(60)),
+        )
+        .await
+        .expect("handled");
+    }
+
+    let logs = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("utf-8");
+    assert!(
+        logs.contains("call_slack_logs"),
+        "the call is named: {logs}"
+    );
+    assert!(
+        logs.contains("\"outcome\":\"retry\"") && logs.contains("\"outcome\":\"sent\""),
+        "{logs}"
+    );
+    for leaked in [
+        "Priya",
+        "Raman",
+        "+15551234567",
+        "dana.whitfield@example.com",
+        "XXXXSECRET",
+        "Whitfield Logistics",
+    ] {
+        assert!(
+            !logs.contains(leaked),
+            "{leaked} leaked into the logs: {logs}"
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! What the receiver logs names the delivery, never the caller or a secret.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::{memory_deps, request_from_event, signed, status_and_json};
+use nphooks_core::samples::{
+    Delivery, TEST_API_KEY, TEST_WEBHOOK_SECRET, WEBHOOK_PATH, api_gateway_event,
+};
+
+/// Collects everything the subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("not poisoned").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn given_webhooks_full_of_caller_data_then_the_log_lines_hold_none_of_it() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let body = r#"{"event":"call.ended","data":{"call_id":"call_logs_1","call_type":"demo_request",
+        "caller":{"name":"Priya Raman","phone":"+15557654321","email":"priya.raman@example.com"},
+        "transcript":"my card number is 4111 1111 1111 1111","ai_summary":"wants a demo",
+        "custom_fields":{"budget":"$15,000"}}}"#;
+    let deps = memory_deps();
+    let (accepted, _) = status_and_json(receiver::handle(&deps, signed(body)).await);
+    let (duplicate, _) = status_and_json(receiver::handle(&deps, signed(body)).await);
+    let forged = api_gateway_event("POST", WEBHOOK_PATH, body, Delivery::BadSignature);
+    let (unauthorized, _) =
+        status_and_json(receiver::handle(&deps, request_from_event(&forged)).await);
+    let broken =
+        signed(r#"{"event":"call.ended","data":{"call_id":"c","caller":{"phone":15557654321}}}"#);
+    let (bad, _) = status_and_json(receiver::handle(&deps, broken).await);
+    assert_eq!(
+        (accepted, duplicate, unauthorized, bad),
+        (200, 200, 401, 400)
+    );
+
+    let logs = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("utf-8");
+    assert!(
+        logs.contains("call.ended#call_logs_1"),
+        "the delivery is logged: {logs}"
+    );
+    assert_eq!(
+        logs.lines().filter(|l| l.contains("\"webhook\"")).count(),
+        4,
+        "one line per webhook: {logs}"
+    );
+    for secret_or_pii in [
+        "Priya",
+        "Raman",
+        "+15557654321",
+        "5557654321",
+        "priya.raman@example.com",
+        "4111",
+        "$15,000",
+        TEST_WEBHOOK_SECRET,
+        TEST_API_KEY,
+    ] {
+        assert!(
+            !logs.contains(secret_or_pii),
+            "{secret_or_pii} leaked into the logs: {logs}"
+        );
+    }
+}
