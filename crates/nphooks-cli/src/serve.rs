@@ -16,7 +16,7 @@ use hyper::body::Bytes;
 use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::envelope::Envelope;
 use nphooks_core::idempotency::{DynamoStore, IdempotencyStore, MemoryStore};
-use nphooks_core::queue::{Queue, SqsQueue};
+use nphooks_core::queue::{MemoryQueue, Queue, SqsQueue};
 use nphooks_core::routing::Integration;
 use nphooks_core::samples::TEST_WEBHOOK_SECRET;
 use nphooks_processor::{
@@ -24,7 +24,7 @@ use nphooks_processor::{
 };
 
 use crate::http_server;
-use crate::queues::{LocalQueues, QueueSource, SqsSource};
+use crate::queues::{QueueSource, SqsSource};
 use crate::sinks::{AnySink, Outbox};
 
 /// Names of what `init-local` creates and `serve --aws` uses: `<prefix>-idempotency`,
@@ -255,7 +255,7 @@ pub async fn start(settings: Settings, options: &ServeOptions) -> anyhow::Result
             .queue_urls
             .iter()
             .map(|(integration, url)| (url.clone(), dlqs[integration].clone()));
-        let queues = Arc::new(LocalQueues::new(redrive));
+        let queues = Arc::new(MemoryQueue::with_redrive(redrive));
         let store = Arc::new(MemoryStore::new());
         launch(
             listener,

@@ -1,8 +1,10 @@
 //! The queue port: SQS in AWS, in memory for local runs and unit tests.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::MessageAttributeValue;
 
@@ -96,12 +98,37 @@ fn queue_error(queue_url: &str, e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Queues in memory; queues can be made to fail on cue.
+/// How many receives a message gets before it moves to its DLQ (as the template's
+/// `maxReceiveCount`).
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+
+#[derive(Debug, Clone)]
+struct Stored {
+    id: String,
+    message: QueueMessage,
+    receives: u32,
+    visible_at: Instant,
+    receipt: Option<String>,
+}
+
+/// A message handed out by [`MemoryQueue::receive`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    pub receive_count: u32,
+}
+
+/// Queues in memory, with SQS's receive semantics (visibility timeout, delete by receipt
+/// handle, redrive to a DLQ after [`MAX_RECEIVE_COUNT`] receives): the local runner's
+/// queues, and the unit tests'.
 #[derive(Debug, Default)]
 pub struct MemoryQueue {
-    messages: Mutex<HashMap<String, Vec<QueueMessage>>>,
-    failing: Mutex<HashSet<String>>,
-    visibility_changes: Mutex<Vec<(String, String, u32)>>,
+    queues: Mutex<HashMap<String, Vec<Stored>>>,
+    /// Queue URL → its DLQ URL.
+    redrive: HashMap<String, String>,
+    next_id: AtomicU64,
 }
 
 impl MemoryQueue {
@@ -109,44 +136,86 @@ impl MemoryQueue {
         Self::default()
     }
 
-    /// How many messages were sent, to any queue.
-    pub fn total(&self) -> usize {
-        lock(&self.messages).values().map(Vec::len).sum()
+    /// Queues whose messages move to a DLQ: (queue URL, DLQ URL) pairs.
+    pub fn with_redrive(redrive: impl IntoIterator<Item = (String, String)>) -> Self {
+        MemoryQueue {
+            redrive: redrive.into_iter().collect(),
+            ..Self::default()
+        }
     }
 
-    /// Every message sent to `queue_url`, oldest first.
+    /// How many messages all queues hold.
+    pub fn total(&self) -> usize {
+        lock(&self.queues).values().map(Vec::len).sum()
+    }
+
+    /// The messages `queue_url` holds, visible or not, oldest first.
     pub fn messages(&self, queue_url: &str) -> Vec<QueueMessage> {
-        lock(&self.messages)
+        lock(&self.queues)
             .get(queue_url)
-            .cloned()
+            .map(|q| q.iter().map(|m| m.message.clone()).collect())
             .unwrap_or_default()
     }
 
-    /// Every visibility change asked for: (queue URL, receipt handle, seconds).
-    pub fn visibility_changes(&self) -> Vec<(String, String, u32)> {
-        lock(&self.visibility_changes).clone()
+    /// Receives up to `max` visible messages, hiding them for `visibility`. A visible
+    /// message already received `MAX_RECEIVE_COUNT` times moves to its DLQ instead.
+    pub fn receive(&self, queue_url: &str, max: usize, visibility: Duration) -> Vec<Received> {
+        let now = Instant::now();
+        let mut queues = lock(&self.queues);
+        if let Some(dlq) = self.redrive.get(queue_url) {
+            let queue = queues.entry(queue_url.to_owned()).or_default();
+            let (dead, live): (Vec<Stored>, Vec<Stored>) = std::mem::take(queue)
+                .into_iter()
+                .partition(|m| m.visible_at <= now && m.receives >= MAX_RECEIVE_COUNT);
+            *queue = live;
+            queues.entry(dlq.clone()).or_default().extend(dead);
+        }
+        let Some(queue) = queues.get_mut(queue_url) else {
+            return Vec::new();
+        };
+        queue
+            .iter_mut()
+            .filter(|m| m.visible_at <= now)
+            .take(max)
+            .map(|message| {
+                message.receives += 1;
+                message.visible_at = now + visibility;
+                let receipt = format!("{}#{}", message.id, message.receives);
+                message.receipt = Some(receipt.clone());
+                Received {
+                    message_id: message.id.clone(),
+                    receipt_handle: receipt,
+                    body: message.message.body().to_owned(),
+                    receive_count: message.receives,
+                }
+            })
+            .collect()
     }
 
-    /// Makes sends to `queue_url` fail (`true`) or succeed again (`false`).
-    pub fn set_failing(&self, queue_url: &str, failing: bool) {
-        let mut set = lock(&self.failing);
-        if failing {
-            set.insert(queue_url.to_owned());
-        } else {
-            set.remove(queue_url);
+    /// Deletes the message last received with `receipt_handle`.
+    pub fn delete(&self, queue_url: &str, receipt_handle: &str) {
+        if let Some(queue) = lock(&self.queues).get_mut(queue_url) {
+            queue.retain(|m| m.receipt.as_deref() != Some(receipt_handle));
         }
     }
 }
 
 impl Queue for MemoryQueue {
     async fn send(&self, queue_url: &str, message: &QueueMessage) -> Result<()> {
-        if lock(&self.failing).contains(queue_url) {
-            return Err(queue_error(queue_url, "unavailable (failing on cue)"));
-        }
-        lock(&self.messages)
+        let id = format!(
+            "memory-{:08}",
+            self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+        );
+        lock(&self.queues)
             .entry(queue_url.to_owned())
             .or_default()
-            .push(message.clone());
+            .push(Stored {
+                id,
+                message: message.clone(),
+                receives: 0,
+                visible_at: Instant::now(),
+                receipt: None,
+            });
         Ok(())
     }
 
@@ -156,11 +225,12 @@ impl Queue for MemoryQueue {
         receipt_handle: &str,
         seconds: u32,
     ) -> Result<()> {
-        lock(&self.visibility_changes).push((
-            queue_url.to_owned(),
-            receipt_handle.to_owned(),
-            seconds,
-        ));
+        if let Some(message) = lock(&self.queues).get_mut(queue_url).and_then(|q| {
+            q.iter_mut()
+                .find(|m| m.receipt.as_deref() == Some(receipt_handle))
+        }) {
+            message.visible_at = Instant::now() + Duration::from_secs(seconds.into());
+        }
         Ok(())
     }
 }
@@ -188,5 +258,42 @@ impl<T: Queue> Queue for std::sync::Arc<T> {
         seconds: u32,
     ) -> impl Future<Output = Result<()>> + Send {
         (**self).change_visibility(queue_url, receipt_handle, seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::samples::queue_message;
+
+    #[tokio::test]
+    async fn given_the_memory_queue_then_it_hides_deletes_defers_and_redrives_like_sqs() {
+        let queue = MemoryQueue::with_redrive([("q".to_owned(), "dlq".to_owned())]);
+        let message = queue_message(r#"{"event":"call.ended","data":{"call_id":"c"}}"#);
+        queue.send("q", &message).await.expect("memory");
+
+        // Received once, it is hidden for the visibility timeout.
+        let first = queue.receive("q", 10, Duration::from_secs(60));
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].receive_count, 1);
+        assert!(queue.receive("q", 10, Duration::from_secs(60)).is_empty());
+
+        // Made visible again (as on a retry), then deleted.
+        queue
+            .change_visibility("q", &first[0].receipt_handle, 0)
+            .await
+            .expect("memory");
+        let second = queue.receive("q", 10, Duration::ZERO);
+        assert_eq!(second[0].receive_count, 2);
+        queue.delete("q", &second[0].receipt_handle);
+        assert!(queue.messages("q").is_empty());
+
+        // Never deleted: after MAX_RECEIVE_COUNT receives it moves to the DLQ, body intact.
+        queue.send("q", &message).await.expect("memory");
+        for _ in 0..MAX_RECEIVE_COUNT {
+            assert_eq!(queue.receive("q", 10, Duration::ZERO).len(), 1);
+        }
+        assert!(queue.receive("q", 10, Duration::ZERO).is_empty());
+        assert_eq!(queue.messages("dlq"), vec![message]);
     }
 }
