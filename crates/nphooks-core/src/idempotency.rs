@@ -192,6 +192,53 @@ impl DynamoStore {
             message: e.to_string(),
         }
     }
+
+    /// Writes `item` unless a live record holds its key. A record is not live when it is
+    /// absent, expired (`expires_at` checked by the condition itself: TTL deletion lags),
+    /// in `leased_state` with its lease over, or in `reclaimable_state`. On a conflict the
+    /// record in the way is returned (`ALL_OLD`, no second read).
+    async fn put_unless_live(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        leased_state: &str,
+        reclaimable_state: Option<&str>,
+        now: u64,
+    ) -> Result<Option<HashMap<String, AttributeValue>>> {
+        let mut condition = String::from(
+            "attribute_not_exists(#pk) OR #expires <= :now OR (#state = :leased AND #lease <= :now)",
+        );
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .expression_attribute_names("#pk", attr::KEY)
+            .expression_attribute_names("#expires", attr::EXPIRES_AT)
+            .expression_attribute_names("#state", attr::STATE)
+            .expression_attribute_names("#lease", attr::LEASE_UNTIL)
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":leased", s(leased_state))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(state) = reclaimable_state {
+            condition.push_str(" OR #state = :reclaimable");
+            request = request.expression_attribute_values(":reclaimable", s(state));
+        }
+        match request.condition_expression(condition).send().await {
+            Ok(_) => Ok(None),
+            Err(err) => match err.into_service_error() {
+                PutItemError::ConditionalCheckFailedException(failed) => {
+                    Ok(Some(failed.item().cloned().unwrap_or_default()))
+                }
+                other => Err(self.error(aws_sdk_dynamodb::error::DisplayErrorContext(other))),
+            },
+        }
+    }
+}
+
+fn text_of<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 fn s(value: &str) -> AttributeValue {
@@ -209,48 +256,26 @@ impl IdempotencyStore for DynamoStore {
         payload_hash: &str,
         now: u64,
     ) -> Result<Begin> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(attr::KEY, s(key.as_str()))
-            .item(attr::STATE, s(RECEIVED))
-            .item(attr::PAYLOAD_HASH, s(payload_hash))
-            .item(attr::EXPIRES_AT, n(now + DELIVERY_RETENTION_SECS))
-            .item(attr::LEASE_UNTIL, n(now + RECEIVE_LEASE_SECS))
-            .item(attr::UPDATED_AT, n(now))
-            .condition_expression(
-                "attribute_not_exists(#pk) OR #expires <= :now \
-                 OR (#state = :received AND #lease <= :now)",
-            )
-            .expression_attribute_names("#pk", attr::KEY)
-            .expression_attribute_names("#expires", attr::EXPIRES_AT)
-            .expression_attribute_names("#state", attr::STATE)
-            .expression_attribute_names("#lease", attr::LEASE_UNTIL)
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":received", s(RECEIVED))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Begin::Started),
-            Err(err) => match err.into_service_error() {
-                PutItemError::ConditionalCheckFailedException(failed) => {
-                    let old = failed.item().cloned().unwrap_or_default();
-                    let text = |name: &str| match old.get(name) {
-                        Some(AttributeValue::S(v)) => Some(v.as_str()),
-                        _ => None,
-                    };
-                    let same_payload = text(attr::PAYLOAD_HASH) == Some(payload_hash);
-                    Ok(if text(attr::STATE) == Some(ENQUEUED) {
-                        Begin::AlreadyEnqueued { same_payload }
-                    } else {
-                        Begin::InProgress { same_payload }
-                    })
-                }
-                other => Err(self.error(aws_sdk_dynamodb::error::DisplayErrorContext(other))),
-            },
-        }
+        let item = HashMap::from([
+            (attr::KEY.to_owned(), s(key.as_str())),
+            (attr::STATE.to_owned(), s(RECEIVED)),
+            (attr::PAYLOAD_HASH.to_owned(), s(payload_hash)),
+            (
+                attr::EXPIRES_AT.to_owned(),
+                n(now + DELIVERY_RETENTION_SECS),
+            ),
+            (attr::LEASE_UNTIL.to_owned(), n(now + RECEIVE_LEASE_SECS)),
+            (attr::UPDATED_AT.to_owned(), n(now)),
+        ]);
+        let Some(old) = self.put_unless_live(item, RECEIVED, None, now).await? else {
+            return Ok(Begin::Started);
+        };
+        let same_payload = text_of(&old, attr::PAYLOAD_HASH) == Some(payload_hash);
+        Ok(if text_of(&old, attr::STATE) == Some(ENQUEUED) {
+            Begin::AlreadyEnqueued { same_payload }
+        } else {
+            Begin::InProgress { same_payload }
+        })
     }
 
     async fn complete_delivery(
@@ -308,17 +333,14 @@ impl IdempotencyStore for DynamoStore {
             .await
             .map_err(|e| self.error(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?
             .item;
-        Ok(item.map(|item| {
-            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-            StoredDelivery {
-                enqueued: text(attr::STATE).as_deref() == Some(ENQUEUED),
-                queues: item
-                    .get(attr::QUEUES)
-                    .and_then(|v| v.as_l().ok())
-                    .map(|l| l.iter().filter_map(|q| q.as_s().ok().cloned()).collect())
-                    .unwrap_or_default(),
-                envelope: text(attr::ENVELOPE),
-            }
+        Ok(item.map(|item| StoredDelivery {
+            enqueued: text_of(&item, attr::STATE) == Some(ENQUEUED),
+            queues: item
+                .get(attr::QUEUES)
+                .and_then(|v| v.as_l().ok())
+                .map(|l| l.iter().filter_map(|q| q.as_s().ok().cloned()).collect())
+                .unwrap_or_default(),
+            envelope: text_of(&item, attr::ENVELOPE).map(str::to_owned),
         }))
     }
 
@@ -360,47 +382,26 @@ impl IdempotencyStore for DynamoStore {
     }
 
     async fn claim_effect(&self, claim: &EffectClaim, lease_until: u64, now: u64) -> Result<Claim> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(attr::KEY, s(&claim.key))
-            .item(attr::STATE, s(IN_PROGRESS))
-            .item(attr::OWNER, s(&claim.owner))
-            .item(attr::LEASE_UNTIL, n(lease_until))
-            .item(attr::EXPIRES_AT, n(now + EFFECT_RETENTION_SECS))
-            .item(attr::UPDATED_AT, n(now))
-            .condition_expression(
-                "attribute_not_exists(#pk) OR #expires <= :now OR #state = :failed \
-                 OR (#state = :in_progress AND #lease <= :now)",
-            )
-            .expression_attribute_names("#pk", attr::KEY)
-            .expression_attribute_names("#expires", attr::EXPIRES_AT)
-            .expression_attribute_names("#state", attr::STATE)
-            .expression_attribute_names("#lease", attr::LEASE_UNTIL)
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":failed", s(FAILED))
-            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Claim::Claimed),
-            Err(err) => match err.into_service_error() {
-                PutItemError::ConditionalCheckFailedException(failed) => {
-                    let completed = failed
-                        .item()
-                        .and_then(|item| item.get(attr::STATE))
-                        .is_some_and(|state| state.as_s().is_ok_and(|v| v == COMPLETED));
-                    Ok(if completed {
-                        Claim::AlreadyCompleted
-                    } else {
-                        Claim::Busy
-                    })
+        let item = HashMap::from([
+            (attr::KEY.to_owned(), s(&claim.key)),
+            (attr::STATE.to_owned(), s(IN_PROGRESS)),
+            (attr::OWNER.to_owned(), s(&claim.owner)),
+            (attr::LEASE_UNTIL.to_owned(), n(lease_until)),
+            (attr::EXPIRES_AT.to_owned(), n(now + EFFECT_RETENTION_SECS)),
+            (attr::UPDATED_AT.to_owned(), n(now)),
+        ]);
+        Ok(
+            match self
+                .put_unless_live(item, IN_PROGRESS, Some(FAILED), now)
+                .await?
+            {
+                None => Claim::Claimed,
+                Some(old) if text_of(&old, attr::STATE) == Some(COMPLETED) => {
+                    Claim::AlreadyCompleted
                 }
-                other => Err(self.error(aws_sdk_dynamodb::error::DisplayErrorContext(other))),
+                Some(_) => Claim::Busy,
             },
-        }
+        )
     }
 
     async fn complete_effect(&self, claim: &EffectClaim, now: u64) -> Result<()> {

@@ -1,6 +1,7 @@
 //! Test support: a moto server through the real AWS SDK, and SQS events as Lambda
 //! delivers them. The moto server is started by `scripts/test.sh` (`AWS_ENDPOINT_URL`).
 
+pub mod logs;
 pub mod suite;
 
 use std::collections::{BTreeMap, HashMap};

@@ -61,12 +61,21 @@ fn smtp_sink(port: u16) -> EmailSink<SmtpMailer> {
     )
 }
 
-/// A webhook for `call_type` from a caller with `email` and `name`.
+/// A webhook for `call_type` from a caller with `email` and `name`. The call id gets a
+/// suffix unique to this test run, so messages an SMTP server kept from earlier runs
+/// (same delivery key, same Message-ID) never count.
 fn call(call_id: &str, call_type: &str, email: Option<&str>, name: &str) -> String {
+    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let run = RUN.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{}-{nanos}", std::process::id())
+    });
     json!({
         "event": "call.ended",
         "data": {
-            "call_id": call_id,
+            "call_id": format!("{call_id}_{run}"),
             "call_type": call_type,
             "caller": {"name": name, "phone": "+15551234567", "email": email},
             "ai_summary": "Wants a demo for a 40-person dispatch team.",

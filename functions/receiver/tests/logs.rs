@@ -2,38 +2,15 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::{memory_deps, request_from_event, signed, status_and_json};
 use nphooks_core::samples::{
     Delivery, TEST_API_KEY, TEST_WEBHOOK_SECRET, WEBHOOK_PATH, api_gateway_event,
 };
-
-/// Collects everything the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use nphooks_testkit::logs::CapturedLogs;
 
 #[tokio::test]
 async fn given_webhooks_full_of_caller_data_then_the_log_lines_hold_none_of_it() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = CapturedLogs::start();
 
     let body = r#"{"event":"call.ended","data":{"call_id":"call_logs_1","call_type":"demo_request",
         "caller":{"name":"Priya Raman","phone":"+15557654321","email":"priya.raman@example.com"},
@@ -53,7 +30,7 @@ async fn given_webhooks_full_of_caller_data_then_the_log_lines_hold_none_of_it()
         (200, 200, 401, 400)
     );
 
-    let logs = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("utf-8");
+    let logs = captured.text();
     assert!(
         logs.contains("call.ended#call_logs_1"),
         "the delivery is logged: {logs}"
