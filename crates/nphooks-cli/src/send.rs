@@ -11,8 +11,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
+use base64::Engine as _;
 use nphooks_core::samples;
-use nphooks_core::webhook::EventKind;
+use nphooks_core::webhook::{EventKind, type_name};
 use serde_json::{Map, Value};
 
 /// The `User-Agent` every attempt carries.
@@ -291,9 +292,11 @@ fn body_of_file(source: &str, text: String) -> anyhow::Result<String> {
     if root.get("isBase64Encoded") != Some(&Value::Bool(true)) {
         return Ok(body.clone());
     }
-    let bytes = decode_base64(body).with_context(|| {
-        format!("the \"body\" of `{source}` is marked isBase64Encoded but is not valid base64")
-    })?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .with_context(|| {
+            format!("the \"body\" of `{source}` is marked isBase64Encoded but is not valid base64")
+        })?;
     String::from_utf8(bytes).map_err(|_| {
         anyhow!("the decoded \"body\" of `{source}` is not UTF-8 text; a webhook body is JSON")
     })
@@ -377,57 +380,6 @@ fn array_index(set: &str, here: &str, segment: &str, len: usize) -> anyhow::Resu
 
 fn display_path(path: &str) -> &str {
     if path.is_empty() { "the body" } else { path }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// Standard base64 (padding optional, whitespace ignored), as API Gateway encodes bodies.
-fn decode_base64(text: &str) -> anyhow::Result<Vec<u8>> {
-    fn sextet(byte: u8) -> Option<u32> {
-        match byte {
-            b'A'..=b'Z' => Some(u32::from(byte - b'A')),
-            b'a'..=b'z' => Some(u32::from(byte - b'a') + 26),
-            b'0'..=b'9' => Some(u32::from(byte - b'0') + 52),
-            b'+' | b'-' => Some(62),
-            b'/' | b'_' => Some(63),
-            _ => None,
-        }
-    }
-    let digits: Vec<u8> = text
-        .bytes()
-        .filter(|byte| !byte.is_ascii_whitespace())
-        .collect();
-    let unpadded = digits
-        .strip_suffix(b"==")
-        .unwrap_or(digits.strip_suffix(b"=").unwrap_or(digits.as_slice()));
-    if unpadded.len() % 4 == 1 {
-        bail!("base64 text has an impossible length");
-    }
-    let mut out = Vec::with_capacity(unpadded.len() * 3 / 4);
-    for chunk in unpadded.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &byte) in chunk.iter().enumerate() {
-            let value = sextet(byte).ok_or_else(|| {
-                anyhow!(
-                    "`{}` is not a base64 digit",
-                    char::from(byte).escape_default()
-                )
-            })?;
-            acc |= value << (18 - 6 * i);
-        }
-        let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -516,28 +468,6 @@ fn say(line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn given_standard_base64_when_decoded_then_bytes_match() {
-        for (text, expected) in [
-            ("", ""),
-            ("Zg==", "f"),
-            ("Zm8=", "fo"),
-            ("Zm9v", "foo"),
-            ("Zm9vYg==", "foob"),
-            ("Zm9vYmE=", "fooba"),
-            ("Zm9vYmFy", "foobar"),
-            ("Zm9vYmFy\n", "foobar"),
-        ] {
-            assert_eq!(
-                decode_base64(text).expect("valid base64"),
-                expected.as_bytes(),
-                "{text}"
-            );
-        }
-        assert!(decode_base64("Zm9v!").is_err());
-        assert!(decode_base64("Z").is_err());
-    }
 
     #[test]
     fn given_delays_when_shown_then_they_read_as_minutes_hours_seconds() {

@@ -224,7 +224,8 @@ fn wrong(field: &'static str, expected: &'static str) -> Error {
     Error::WrongType { field, expected }
 }
 
-fn type_name(value: &Value) -> &'static str {
+/// How an error names a JSON value's type: "a string", "an array", "null", …
+pub fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
