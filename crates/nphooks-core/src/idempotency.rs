@@ -235,6 +235,36 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Deletes the record at `key` if it is still in `state` and still `mine` (an
+    /// attribute that identifies this request's record). A record someone else has taken
+    /// over or completed since is left alone, and that is not an error.
+    async fn delete_if_still(&self, key: &str, state: &str, mine: (&str, &str)) -> Result<()> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(attr::KEY, s(key))
+            .condition_expression("#state = :state AND #mine = :mine")
+            .expression_attribute_names("#state", attr::STATE)
+            .expression_attribute_names("#mine", mine.0)
+            .expression_attribute_values(":state", s(state))
+            .expression_attribute_values(":mine", s(mine.1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.error(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
+        }
+    }
+}
+
 fn text_of<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
@@ -356,29 +386,8 @@ impl IdempotencyStore for DynamoStore {
     }
 
     async fn abandon_delivery(&self, key: &DeliveryKey, payload_hash: &str) -> Result<()> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(attr::KEY, s(key.as_str()))
-            .condition_expression("#state = :received AND #hash = :hash")
-            .expression_attribute_names("#state", attr::STATE)
-            .expression_attribute_names("#hash", attr::PAYLOAD_HASH)
-            .expression_attribute_values(":received", s(RECEIVED))
-            .expression_attribute_values(":hash", s(payload_hash))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Someone else's record now (taken over or completed): leave it alone.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(self.error(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
-        }
+        self.delete_if_still(key.as_str(), RECEIVED, (attr::PAYLOAD_HASH, payload_hash))
+            .await
     }
 
     async fn claim_effect(&self, claim: &EffectClaim, lease_until: u64, now: u64) -> Result<Claim> {
@@ -422,28 +431,8 @@ impl IdempotencyStore for DynamoStore {
     }
 
     async fn release_effect(&self, claim: &EffectClaim) -> Result<()> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(attr::KEY, s(&claim.key))
-            .condition_expression("#state = :in_progress AND #owner = :owner")
-            .expression_attribute_names("#state", attr::STATE)
-            .expression_attribute_names("#owner", attr::OWNER)
-            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .expression_attribute_values(":owner", s(&claim.owner))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(self.error(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
-        }
+        self.delete_if_still(&claim.key, IN_PROGRESS, (attr::OWNER, &claim.owner))
+            .await
     }
 
     async fn fail_effect(&self, claim: &EffectClaim, reason: &str, now: u64) -> Result<()> {
