@@ -293,6 +293,14 @@ pub async fn replay(
                 ok = false;
                 format!("✗ dead-lettered: {reason}")
             }
+            RecordOutcome::Deferred { why, until } => {
+                ok = false;
+                format!(
+                    "… {} — re-queued, due {}",
+                    why.as_str(),
+                    nphooks_core::rfc3339(until)
+                )
+            }
             RecordOutcome::Retry(reason) => {
                 ok = false;
                 format!("✗ failed: {reason}")

@@ -9,10 +9,12 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
+use nphooks_core::clock::Clock;
 use nphooks_core::config::Settings;
 use nphooks_core::delivery::DeliveryKey;
 use nphooks_core::idempotency::{DynamoStore, IdempotencyStore};
 use nphooks_core::queue::SqsQueue;
+use nphooks_core::rate_limit::MemoryRateLimiter;
 use nphooks_core::routing::Integration;
 use nphooks_processor::{ProcessorConfig, ProcessorDeps, RecordOutcome, process_records};
 
@@ -258,17 +260,28 @@ pub async fn replay(
         }
         let deps = ProcessorDeps {
             config: ProcessorConfig {
-                integration,
-                idempotency_table: table.clone(),
-                dlq_url: queue_url(&sqs, &dlq_name(integration)).await?,
-                source_queue_url: queue_url(&sqs, &queue_name(integration)).await?,
                 allow_http,
+                ..ProcessorConfig::local(
+                    integration,
+                    &table,
+                    &queue_url(&sqs, &queue_name(integration)).await?,
+                    &queue_url(&sqs, &dlq_name(integration)).await?,
+                )
             },
             store: store.clone(),
             queue: SqsQueue::connect(aws),
             sink: AnySink::for_integration(integration, settings, allow_http, aws, &outbox)?,
+            limiter: MemoryRateLimiter::new(),
+            clock: Clock::system(),
         };
-        let message = record(&format!("replay-{integration}"), "", &envelope, 1, "replay");
+        let message = record(
+            &format!("replay-{integration}"),
+            "",
+            &envelope,
+            1,
+            "replay",
+            &[],
+        );
         let outcome = process_records(
             &deps,
             &[message],

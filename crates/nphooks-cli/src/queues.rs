@@ -34,13 +34,23 @@ pub fn record(
     body: &str,
     receive_count: u32,
     queue_url: &str,
+    attributes: &[(String, String)],
 ) -> SqsMessage {
+    let message_attributes: serde_json::Map<String, serde_json::Value> = attributes
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.clone(),
+                serde_json::json!({"stringValue": value, "dataType": "String"}),
+            )
+        })
+        .collect();
     serde_json::from_value(serde_json::json!({
         "messageId": message_id,
         "receiptHandle": receipt_handle,
         "body": body,
         "attributes": {"ApproximateReceiveCount": receive_count.to_string()},
-        "messageAttributes": {},
+        "messageAttributes": message_attributes,
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_url,
     }))
@@ -64,6 +74,7 @@ impl QueueSource for MemoryQueue {
                     &m.body,
                     m.receive_count,
                     queue_url,
+                    &m.attributes,
                 )
             })
             .collect())
@@ -98,6 +109,7 @@ impl QueueSource for SqsSource {
             .message_system_attribute_names(
                 aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
             )
+            .message_attribute_names("All")
             .send()
             .await
             .map_err(aws_error)
@@ -112,12 +124,19 @@ impl QueueSource for SqsSource {
                     .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(1);
+                let attributes: Vec<(String, String)> = m
+                    .message_attributes()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(name, a)| Some((name.clone(), a.string_value()?.to_owned())))
+                    .collect();
                 record(
                     m.message_id().unwrap_or_default(),
                     m.receipt_handle().unwrap_or_default(),
                     m.body().unwrap_or_default(),
                     count,
                     queue_url,
+                    &attributes,
                 )
             })
             .collect())

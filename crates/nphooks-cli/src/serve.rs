@@ -13,10 +13,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
+use nphooks_core::clock::Clock;
 use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::envelope::Envelope;
 use nphooks_core::idempotency::{DynamoStore, IdempotencyStore, MemoryStore};
 use nphooks_core::queue::{MemoryQueue, Queue, SqsQueue};
+use nphooks_core::rate_limit::MemoryRateLimiter;
 use nphooks_core::routing::Integration;
 use nphooks_core::samples::TEST_WEBHOOK_SECRET;
 use nphooks_processor::{
@@ -330,6 +332,8 @@ where
 {
     let mut tasks = Vec::new();
     let mut previews = Vec::new();
+    // One process holds every destination's rate limit for all its processors.
+    let limiter = Arc::new(MemoryRateLimiter::new());
     for integration in Integration::ALL {
         let Some(source_queue_url) = receiver_config.queue_urls.get(&integration).cloned() else {
             continue;
@@ -341,15 +345,19 @@ where
         }
         let deps = Arc::new(ProcessorDeps {
             config: ProcessorConfig {
-                integration,
-                idempotency_table: receiver_config.idempotency_table.clone(),
-                dlq_url: dlqs[&integration].clone(),
-                source_queue_url,
                 allow_http,
+                ..ProcessorConfig::local(
+                    integration,
+                    &receiver_config.idempotency_table,
+                    &source_queue_url,
+                    &dlqs[&integration],
+                )
             },
             store: store.clone(),
             queue: queue.clone(),
             sink,
+            limiter: limiter.clone(),
+            clock: Clock::system(),
         });
         tasks.push(tokio::spawn(event_source(
             deps,
@@ -429,9 +437,12 @@ async fn webhook<S: IdempotencyStore, Q: Queue>(
     hyper::Response::from_parts(parts, Full::new(bytes))
 }
 
+/// A processor of the local runner: shared store and queues, one limiter per process.
+type LocalProcessor<S, Q> = ProcessorDeps<Arc<S>, Arc<Q>, AnySink, Arc<MemoryRateLimiter>>;
+
 /// Feeds one processor from its queue, as the Lambda event source does.
 async fn event_source<S, Q, Src>(
-    deps: Arc<ProcessorDeps<Arc<S>, Arc<Q>, AnySink>>,
+    deps: Arc<LocalProcessor<S, Q>>,
     source: Arc<Src>,
     tracker: Arc<Tracker>,
     options: ServeOptions,
@@ -485,18 +496,23 @@ async fn event_source<S, Q, Src>(
                 RecordOutcome::Done(Delivered::Skipped(why)) => (true, format!("skipped: {why}")),
                 RecordOutcome::AlreadyDone => (true, "already done".to_owned()),
                 RecordOutcome::DeadLettered(reason) => (false, format!("dead-lettered: {reason}")),
+                RecordOutcome::Deferred { why, until } => (
+                    false,
+                    format!("{} until {}", why.as_str(), nphooks_core::rfc3339(*until)),
+                ),
                 RecordOutcome::Retry(reason) => (false, format!("will retry: {reason}")),
             };
             line(format!(
                 "  {integration} {} {detail} ({elapsed} ms)",
                 if ok { "✓" } else { "✗" }
             ));
-            if outcome.is_final() {
-                if let Some(receipt) = record.receipt_handle.as_deref()
-                    && let Err(error) = source.delete(&url, receipt).await
-                {
-                    line(format!("  {integration}: {error:#}"));
-                }
+            if outcome.is_final()
+                && let Some(receipt) = record.receipt_handle.as_deref()
+                && let Err(error) = source.delete(&url, receipt).await
+            {
+                line(format!("  {integration}: {error:#}"));
+            }
+            if outcome.is_finished() {
                 tracker.finish(&key, integration, ok, detail);
             }
         }

@@ -13,9 +13,10 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use nphooks_core::config::{Secret, Settings};
 use nphooks_core::envelope::Envelope;
+use nphooks_core::rate_limit::RateLimit;
 use nphooks_core::routing::Integration;
 use nphooks_processor::http::OutboundUrl;
-use nphooks_processor::{Delivered, Sink, SinkError};
+use nphooks_processor::{Delivered, FailureReason, Sink, SinkError};
 
 use crate::http_server;
 
@@ -166,10 +167,8 @@ fn write(path: &Path, contents: &[u8]) -> Result<(), SinkError> {
         .map_or(Ok(()), std::fs::create_dir_all)
         .and_then(|()| std::fs::write(path, contents));
     written.map_err(|e| {
-        SinkError::transient(format!(
-            "could not write the preview {}: {e}",
-            path.display()
-        ))
+        tracing::warn!(path = %path.display(), %e, "could not write the preview");
+        SinkError::transient(FailureReason::RequestFailed).with_detail("writing the preview")
     })
 }
 
@@ -253,7 +252,7 @@ impl PreviewSink {
                 true,
                 false,
             )
-            .map_err(|e| SinkError::permanent(e.to_string()))
+            .map_err(|_| SinkError::permanent(FailureReason::Misconfigured))
         };
         let client = self.client.clone();
         let (result, extension) = match &self.kind {
@@ -373,6 +372,23 @@ impl Sink for AnySink {
             AnySink::Slack(s) => s.timeout(),
             AnySink::Notify(s) => s.timeout(),
             AnySink::Preview(_) => Duration::from_secs(10),
+        }
+    }
+
+    fn rate_limit(&self) -> Option<RateLimit> {
+        match self {
+            AnySink::Crm(s) => s.rate_limit(),
+            AnySink::Email(s) => s.rate_limit(),
+            AnySink::Slack(s) => s.rate_limit(),
+            AnySink::Notify(s) => s.rate_limit(),
+            AnySink::Preview(_) => None,
+        }
+    }
+
+    fn requests_per_delivery(&self) -> u32 {
+        match self {
+            AnySink::Crm(s) => s.requests_per_delivery(),
+            _ => 1,
         }
     }
 

@@ -70,6 +70,20 @@ impl QueueMessage {
         }
     }
 
+    /// A received message sent on again (a retry): the body untouched, with `attributes`.
+    pub fn resent(body: &str, attributes: Vec<(&'static str, String)>) -> Self {
+        QueueMessage {
+            body: body.to_owned(),
+            attributes,
+        }
+    }
+
+    /// This message with one more string attribute.
+    pub fn with_attribute(mut self, name: &'static str, value: String) -> Self {
+        self.attributes.push((name, value));
+        self
+    }
+
     pub fn body(&self) -> &str {
         &self.body
     }

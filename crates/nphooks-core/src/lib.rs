@@ -7,15 +7,18 @@
 //! - [`envelope`]: the versioned queue message;
 //! - [`config`]: typed configuration read once at start;
 //! - [`idempotency`] and [`queue`]: the two ports, each with a real and an in-memory adapter;
+//! - [`clock`]: the time port; [`rate_limit`]: per-destination limits shared by every Lambda;
 //! - [`samples`]: realistic, signed sample webhooks (the source of `events/`).
 
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod envelope;
 mod error;
 pub mod idempotency;
 pub mod queue;
+pub mod rate_limit;
 pub mod routing;
 pub mod samples;
 pub mod signature;

@@ -19,14 +19,18 @@ pub trait Queue: Send + Sync {
         message: &QueueMessage,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Makes a received message visible again after `seconds` (SQS's own backoff).
-    fn change_visibility(
+    /// Sends a message that becomes visible only after `delay` (at most
+    /// [`MAX_DELAY`]; longer delays are cut to it).
+    fn send_delayed(
         &self,
         queue_url: &str,
-        receipt_handle: &str,
-        seconds: u32,
+        message: &QueueMessage,
+        delay: Duration,
     ) -> impl Future<Output = Result<()>> + Send;
 }
+
+/// SQS's longest message delay: 15 minutes.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
 
 /// Amazon SQS through the official SDK.
 #[derive(Debug, Clone)]
@@ -46,11 +50,24 @@ impl SqsQueue {
 
 impl Queue for SqsQueue {
     async fn send(&self, queue_url: &str, message: &QueueMessage) -> Result<()> {
+        self.send_delayed(queue_url, message, Duration::ZERO).await
+    }
+
+    async fn send_delayed(
+        &self,
+        queue_url: &str,
+        message: &QueueMessage,
+        delay: Duration,
+    ) -> Result<()> {
+        let delay_seconds = i32::try_from(delay.min(MAX_DELAY).as_secs()).unwrap_or(0);
         let mut request = self
             .client
             .send_message()
             .queue_url(queue_url)
             .message_body(message.body());
+        if delay_seconds > 0 {
+            request = request.delay_seconds(delay_seconds);
+        }
         for (name, value) in message.attributes() {
             let attribute = MessageAttributeValue::builder()
                 .data_type("String")
@@ -65,31 +82,7 @@ impl Queue for SqsQueue {
             .map_err(|e| queue_error(queue_url, aws_sdk_sqs::error::DisplayErrorContext(e)))?;
         Ok(())
     }
-
-    async fn change_visibility(
-        &self,
-        queue_url: &str,
-        receipt_handle: &str,
-        seconds: u32,
-    ) -> Result<()> {
-        self.client
-            .change_message_visibility()
-            .queue_url(queue_url)
-            .receipt_handle(receipt_handle)
-            .visibility_timeout(
-                i32::try_from(seconds)
-                    .unwrap_or(i32::MAX)
-                    .min(MAX_VISIBILITY_SECS),
-            )
-            .send()
-            .await
-            .map_err(|e| queue_error(queue_url, aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-        Ok(())
-    }
 }
-
-/// SQS's longest visibility timeout: 12 hours.
-const MAX_VISIBILITY_SECS: i32 = 12 * 3600;
 
 fn queue_error(queue_url: &str, e: impl std::fmt::Display) -> Error {
     Error::Queue {
@@ -117,6 +110,8 @@ pub struct Received {
     pub message_id: String,
     pub receipt_handle: String,
     pub body: String,
+    /// The message's string attributes.
+    pub attributes: Vec<(String, String)>,
     pub receive_count: u32,
 }
 
@@ -160,7 +155,18 @@ impl MemoryQueue {
     /// Receives up to `max` visible messages, hiding them for `visibility`. A visible
     /// message already received `MAX_RECEIVE_COUNT` times moves to its DLQ instead.
     pub fn receive(&self, queue_url: &str, max: usize, visibility: Duration) -> Vec<Received> {
-        let now = Instant::now();
+        self.receive_after(queue_url, max, visibility, Duration::ZERO)
+    }
+
+    /// [`MemoryQueue::receive`] as it would be `later` from now (for tests of delays).
+    pub fn receive_after(
+        &self,
+        queue_url: &str,
+        max: usize,
+        visibility: Duration,
+        later: Duration,
+    ) -> Vec<Received> {
+        let now = Instant::now() + later;
         let mut queues = lock(&self.queues);
         if let Some(dlq) = self.redrive.get(queue_url) {
             let queue = queues.entry(queue_url.to_owned()).or_default();
@@ -186,6 +192,12 @@ impl MemoryQueue {
                     message_id: message.id.clone(),
                     receipt_handle: receipt,
                     body: message.message.body().to_owned(),
+                    attributes: message
+                        .message
+                        .attributes()
+                        .iter()
+                        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                        .collect(),
                     receive_count: message.receives,
                 }
             })
@@ -202,6 +214,15 @@ impl MemoryQueue {
 
 impl Queue for MemoryQueue {
     async fn send(&self, queue_url: &str, message: &QueueMessage) -> Result<()> {
+        self.send_delayed(queue_url, message, Duration::ZERO).await
+    }
+
+    async fn send_delayed(
+        &self,
+        queue_url: &str,
+        message: &QueueMessage,
+        delay: Duration,
+    ) -> Result<()> {
         let id = format!(
             "memory-{:08}",
             self.next_id.fetch_add(1, Ordering::Relaxed) + 1
@@ -213,24 +234,9 @@ impl Queue for MemoryQueue {
                 id,
                 message: message.clone(),
                 receives: 0,
-                visible_at: Instant::now(),
+                visible_at: Instant::now() + delay.min(MAX_DELAY),
                 receipt: None,
             });
-        Ok(())
-    }
-
-    async fn change_visibility(
-        &self,
-        queue_url: &str,
-        receipt_handle: &str,
-        seconds: u32,
-    ) -> Result<()> {
-        if let Some(message) = lock(&self.queues).get_mut(queue_url).and_then(|q| {
-            q.iter_mut()
-                .find(|m| m.receipt.as_deref() == Some(receipt_handle))
-        }) {
-            message.visible_at = Instant::now() + Duration::from_secs(seconds.into());
-        }
         Ok(())
     }
 }
@@ -251,13 +257,13 @@ impl<T: Queue> Queue for std::sync::Arc<T> {
         (**self).send(queue_url, message)
     }
 
-    fn change_visibility(
+    fn send_delayed(
         &self,
         queue_url: &str,
-        receipt_handle: &str,
-        seconds: u32,
+        message: &QueueMessage,
+        delay: Duration,
     ) -> impl Future<Output = Result<()>> + Send {
-        (**self).change_visibility(queue_url, receipt_handle, seconds)
+        (**self).send_delayed(queue_url, message, delay)
     }
 }
 
@@ -278,15 +284,21 @@ mod tests {
         assert_eq!(first[0].receive_count, 1);
         assert!(queue.receive("q", 10, Duration::from_secs(60)).is_empty());
 
-        // Made visible again (as on a retry), then deleted.
-        queue
-            .change_visibility("q", &first[0].receipt_handle, 0)
-            .await
-            .expect("memory");
-        let second = queue.receive("q", 10, Duration::ZERO);
+        // Visible again after its visibility timeout, then deleted.
+        let second = queue.receive_after("q", 10, Duration::ZERO, Duration::from_secs(61));
         assert_eq!(second[0].receive_count, 2);
         queue.delete("q", &second[0].receipt_handle);
         assert!(queue.messages("q").is_empty());
+
+        // Sent with a delay, it is hidden until the delay has passed.
+        queue
+            .send_delayed("q", &message, Duration::from_secs(30))
+            .await
+            .expect("memory");
+        assert!(queue.receive("q", 10, Duration::ZERO).is_empty());
+        let delayed = queue.receive_after("q", 10, Duration::ZERO, Duration::from_secs(31));
+        assert_eq!(delayed.len(), 1);
+        queue.delete("q", &delayed[0].receipt_handle);
 
         // Never deleted: after MAX_RECEIVE_COUNT receives it moves to the DLQ, body intact.
         queue.send("q", &message).await.expect("memory");

@@ -1,12 +1,22 @@
 //! Configuration every processor reads.
 
+use std::time::Duration;
+
 use nphooks_core::config::{IDEMPOTENCY_TABLE_VAR, Settings};
+use nphooks_core::rate_limit::RateLimit;
 use nphooks_core::routing::Integration;
 
 use crate::Result;
+use crate::retry::RetryPolicy;
 
 pub const DLQ_URL_VAR: &str = "DLQ_URL";
 pub const ALLOW_HTTP_VAR: &str = "NPHOOKS_ALLOW_HTTP";
+/// Hours a transient failure is retried before it is dead-lettered (default 24).
+pub const RETRY_HORIZON_VAR: &str = "NPHOOKS_RETRY_HORIZON_HOURS";
+/// The first backoff in seconds (default 30); it doubles per failure, up to an hour.
+pub const RETRY_BASE_VAR: &str = "NPHOOKS_RETRY_BASE_SECONDS";
+/// The destination's rate limit (`N/Ts` or `none`); unset: the integration's default.
+pub const RATE_LIMIT_VAR: &str = "NPHOOKS_RATE_LIMIT";
 
 #[derive(Debug, Clone)]
 pub struct ProcessorConfig {
@@ -14,21 +24,65 @@ pub struct ProcessorConfig {
     pub idempotency_table: String,
     /// Where permanent failures go, body intact.
     pub dlq_url: String,
-    /// The processor's own queue (`CRM_QUEUE_URL`, …), for visibility changes on 429.
+    /// The processor's own queue (`CRM_QUEUE_URL`, …): retries are re-sent to it.
     pub source_queue_url: String,
     /// `NPHOOKS_ALLOW_HTTP=1`: `http://` and loopback outbound URLs are allowed (local runs, tests).
     pub allow_http: bool,
+    pub retry: RetryPolicy,
+    /// `None`: the sink's own default; `Some(None)`: no limit; `Some(Some(l))`: `l`.
+    pub rate_limit: Option<Option<RateLimit>>,
 }
 
 impl ProcessorConfig {
     pub fn from_settings(settings: &Settings, integration: Integration) -> Result<Self> {
+        let retry = RetryPolicy {
+            horizon: Duration::from_secs(
+                3600 * number(settings, RETRY_HORIZON_VAR, 1, 144)?.unwrap_or(24),
+            ),
+            base: Duration::from_secs(number(settings, RETRY_BASE_VAR, 1, 900)?.unwrap_or(30)),
+            ..RetryPolicy::default()
+        };
         Ok(ProcessorConfig {
             integration,
             idempotency_table: settings.required(IDEMPOTENCY_TABLE_VAR)?.to_owned(),
             dlq_url: settings.required(DLQ_URL_VAR)?.to_owned(),
             source_queue_url: settings.required(integration.queue_url_var())?.to_owned(),
             allow_http: allow_http(settings)?,
+            retry,
+            rate_limit: settings
+                .optional(RATE_LIMIT_VAR)
+                .map(|text| RateLimit::parse(RATE_LIMIT_VAR, text))
+                .transpose()?,
         })
+    }
+
+    /// The configuration tests and the local runner use: this integration's queues, the
+    /// default retry policy, the sink's own rate limit.
+    pub fn local(integration: Integration, table: &str, queue_url: &str, dlq_url: &str) -> Self {
+        ProcessorConfig {
+            integration,
+            idempotency_table: table.to_owned(),
+            dlq_url: dlq_url.to_owned(),
+            source_queue_url: queue_url.to_owned(),
+            allow_http: true,
+            retry: RetryPolicy::default(),
+            rate_limit: None,
+        }
+    }
+}
+
+/// A whole number from `min` to `max`, or unset.
+fn number(settings: &Settings, name: &'static str, min: u64, max: u64) -> Result<Option<u64>> {
+    let Some(text) = settings.optional(name) else {
+        return Ok(None);
+    };
+    match text.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(nphooks_core::Error::Config {
+            name,
+            problem: format!("must be a whole number from {min} to {max}, got {text:?}"),
+        }
+        .into()),
     }
 }
 
@@ -42,5 +96,52 @@ pub fn allow_http(settings: &Settings) -> Result<bool> {
             problem: format!("must be 0 or 1, got {other:?}"),
         }
         .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(extra: &[(&'static str, &'static str)]) -> Result<ProcessorConfig> {
+        let mut pairs = vec![
+            (IDEMPOTENCY_TABLE_VAR, "t"),
+            (DLQ_URL_VAR, "https://sqs/dlq"),
+            ("SLACK_QUEUE_URL", "https://sqs/slack"),
+        ];
+        pairs.extend_from_slice(extra);
+        ProcessorConfig::from_settings(&Settings::from_pairs(pairs), Integration::Slack)
+    }
+
+    #[test]
+    fn given_retry_and_rate_settings_then_they_load_or_name_the_variable() {
+        let defaults = load(&[]).expect("valid");
+        assert_eq!(defaults.retry, RetryPolicy::default());
+        assert_eq!(defaults.rate_limit, None);
+        let set = load(&[
+            (RETRY_HORIZON_VAR, "2"),
+            (RETRY_BASE_VAR, "5"),
+            (RATE_LIMIT_VAR, "14/1s"),
+        ])
+        .expect("valid");
+        assert_eq!(set.retry.horizon, Duration::from_secs(7200));
+        assert_eq!(set.retry.base, Duration::from_secs(5));
+        assert_eq!(
+            set.rate_limit,
+            Some(Some(RateLimit::new(14, Duration::from_secs(1))))
+        );
+        assert_eq!(
+            load(&[(RATE_LIMIT_VAR, "none")]).expect("valid").rate_limit,
+            Some(None)
+        );
+        for (name, bad) in [
+            (RETRY_HORIZON_VAR, "0"),
+            (RETRY_HORIZON_VAR, "1d"),
+            (RETRY_BASE_VAR, "901"),
+            (RATE_LIMIT_VAR, "fast"),
+        ] {
+            let message = load(&[(name, bad)]).expect_err(bad).to_string();
+            assert!(message.contains(name), "{message}");
+        }
     }
 }

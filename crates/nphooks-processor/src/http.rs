@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use url::{Host, Url};
 
-use crate::runtime::SinkError;
+use crate::failure::{FailureReason, SinkError};
 use crate::{Error, Result};
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -108,50 +108,49 @@ pub struct Reply {
     pub body: String,
 }
 
-/// Sends a request to `target` and classifies the result: 2xx → `Ok`; 408, 429, 5xx,
+/// Sends a request and classifies the result: 2xx → `Ok`; 408, 429, 5xx,
 /// timeouts and connection errors → transient (with `Retry-After` when given); any other
-/// status (including redirects, which are not followed) → permanent.
-pub async fn send(
-    request: reqwest::RequestBuilder,
-    target: &OutboundUrl,
-) -> Result<Reply, SinkError> {
+/// status (including redirects, which are not followed) → permanent. The peer's answer
+/// body never becomes part of the failure: it may echo the caller's data.
+pub async fn send(request: reqwest::RequestBuilder) -> Result<Reply, SinkError> {
     let response = request.send().await.map_err(|e| {
-        // reqwest's error text includes the URL; never show a secret one.
-        let what = if e.is_timeout() {
-            "timed out"
+        if e.is_timeout() {
+            SinkError::transient(FailureReason::Timeout)
         } else if e.is_connect() {
-            "could not connect"
+            SinkError::transient(FailureReason::ConnectFailed)
         } else if e.is_builder() {
-            return SinkError::permanent(format!("request to {target} could not be built"));
+            SinkError::permanent(FailureReason::Misconfigured)
         } else {
-            "failed"
-        };
-        SinkError::transient(format!("request to {target} {what}"))
+            SinkError::transient(FailureReason::RequestFailed)
+        }
     })?;
     let status = response.status().as_u16();
     let retry_after = retry_after(response.headers(), SystemTime::now());
+    classify(status, retry_after)?;
     let body = response.text().await.unwrap_or_default();
-    classify(status, body, retry_after, target)
+    Ok(Reply { status, body })
 }
 
-/// Classifies a status; see [`send`].
-pub fn classify(
-    status: u16,
-    body: String,
-    retry_after: Option<Duration>,
-    target: &OutboundUrl,
-) -> Result<Reply, SinkError> {
-    let excerpt: String = body.chars().take(200).collect();
-    match status {
-        200..=299 => Ok(Reply { status, body }),
-        408 | 429 | 500..=599 => Err(SinkError::Transient {
-            reason: format!("{target} answered {status}: {excerpt}"),
-            retry_after,
-        }),
-        _ => Err(SinkError::permanent(format!(
-            "{target} answered {status}: {excerpt}"
-        ))),
-    }
+/// Classifies a status; see [`send`]. `Ok(())` for 2xx.
+pub fn classify(status: u16, retry_after: Option<Duration>) -> Result<(), SinkError> {
+    let (reason, retryable) = match status {
+        200..=299 => return Ok(()),
+        408 => (FailureReason::RequestTimeout, true),
+        429 => (FailureReason::RateLimited, true),
+        500..=599 => (FailureReason::ServerError, true),
+        400 | 422 => (FailureReason::InvalidPayload, false),
+        401 => (FailureReason::Unauthorized, false),
+        403 => (FailureReason::Forbidden, false),
+        404 | 410 => (FailureReason::NotFound, false),
+        409 => (FailureReason::Conflict, false),
+        _ => (FailureReason::UnexpectedStatus, false),
+    };
+    let error = if retryable {
+        SinkError::transient(reason).with_retry_after(retry_after)
+    } else {
+        SinkError::permanent(reason)
+    };
+    Err(error.with_status(status))
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date, capped at 12 h.
@@ -210,13 +209,10 @@ mod tests {
 
     #[test]
     fn given_statuses_then_they_are_classified_transient_or_permanent() {
-        let target =
-            OutboundUrl::parse("NOTIFY_URL", "https://sales.example.com/hook", false, false)
-                .expect("valid");
-        let kind = |status: u16| match classify(status, "x".into(), None, &target) {
-            Ok(_) => "ok",
-            Err(SinkError::Transient { .. }) => "transient",
-            Err(SinkError::Permanent { .. }) => "permanent",
+        let kind = |status: u16| match classify(status, None) {
+            Ok(()) => "ok",
+            Err(e) if e.retryable => "transient",
+            Err(_) => "permanent",
         };
         for (status, expected) in [
             (200, "ok"),

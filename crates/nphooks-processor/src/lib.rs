@@ -1,19 +1,24 @@
 //! The runtime every processor Lambda shares.
 //!
 //! For each SQS record, on its own: decode the envelope (only a parsed, validated message
-//! reaches a [`Sink`]), claim `integration#delivery_key`, deliver within a deadline, then
-//! complete, release (transient failure: retried by SQS), or dead-letter (permanent
-//! failure: straight to `DLQ_URL`, acknowledged). Failed records are reported through
-//! `SqsBatchResponse` so one bad message never blocks the others.
+//! reaches a [`Sink`]), wait for its not-before time and a rate-limit slot, claim
+//! `integration#delivery_key`, deliver within a deadline, then complete, retry later
+//! (re-sent to its own queue with a delay, within a budget measured in time), or
+//! dead-letter (its DLQ, body intact, with a classified reason). One bad message never
+//! blocks the others: each record is acknowledged or reported on its own.
 
 pub mod config;
 mod error;
+pub mod failure;
 pub mod http;
+mod lambda;
+pub mod retry;
 mod runtime;
+mod settle;
 
 pub use config::ProcessorConfig;
 pub use error::{Error, Result};
-pub use runtime::{
-    AWS_TIMEOUTS, Delivered, ProcessorDeps, RecordOutcome, Sink, SinkError, Startup, process_batch,
-    process_records, run_lambda,
-};
+pub use failure::{FailureReason, SinkError};
+pub use lambda::{AWS_TIMEOUTS, Startup, run_lambda};
+pub use runtime::{Delivered, ProcessorDeps, RecordOutcome, Sink, process_batch, process_records};
+pub use settle::Deferral;

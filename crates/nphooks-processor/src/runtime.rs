@@ -1,19 +1,31 @@
-//! The per-record state machine shared by every processor.
+//! The per-record state machine shared by every processor:
+//!
+//! decode → (not yet due? defer) → rate-limit slot (later? defer) → claim (busy? defer)
+//! → deliver → complete | release and retry later | dead-letter.
+//!
+//! Every outcome but a failed re-send acknowledges the record: retries are new messages
+//! on the processor's own queue (see [`crate::retry`]), so SQS receive counts measure only
+//! crashes and the retry budget is measured in time.
 
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
-use lambda_runtime::{LambdaEvent, service_fn};
-use nphooks_core::envelope::{Envelope, QueueMessage};
+use lambda_runtime::LambdaEvent;
+use nphooks_core::clock::Clock;
+use nphooks_core::envelope::Envelope;
 use nphooks_core::epoch_seconds;
-use nphooks_core::idempotency::{Claim, DynamoStore, EffectClaim, IdempotencyStore};
-use nphooks_core::queue::{Queue, SqsQueue};
+use nphooks_core::idempotency::{Claim, EffectClaim, IdempotencyStore};
+use nphooks_core::queue::Queue;
+use nphooks_core::rate_limit::{RateLimit, RateLimiter};
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::config::ProcessorConfig;
+use crate::failure::{FailureReason, SinkError};
+use crate::retry::RetryState;
+use crate::settle::{Deferral, Settle};
 
 /// Work stops this long before the Lambda's deadline, leaving time to release claims
 /// and answer with what was not finished.
@@ -22,6 +34,8 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 pub const MIN_WORK_TIME: Duration = Duration::from_millis(500);
 /// A claim's lease outlives the Lambda's deadline by this much.
 pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// How long a message waits when another run holds its claim.
+pub const CLAIM_BUSY_DELAY: Duration = Duration::from_secs(30);
 
 /// What a sink did, for the log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,37 +46,21 @@ pub enum Delivered {
     Skipped(String),
 }
 
-/// Why a sink failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SinkError {
-    /// Worth retrying: timeouts, connection errors, 408, 429, 5xx.
-    Transient {
-        reason: String,
-        retry_after: Option<Duration>,
-    },
-    /// Retrying cannot help: other 4xx, data the integration cannot use.
-    Permanent { reason: String },
-}
-
-impl SinkError {
-    pub fn transient(reason: impl Into<String>) -> Self {
-        SinkError::Transient {
-            reason: reason.into(),
-            retry_after: None,
-        }
-    }
-
-    pub fn permanent(reason: impl Into<String>) -> Self {
-        SinkError::Permanent {
-            reason: reason.into(),
-        }
-    }
-}
-
 /// One integration's effect: a CRM lead, an email, a Slack post, a notification.
 pub trait Sink: Send + Sync {
     /// The longest one delivery may take.
     fn timeout(&self) -> Duration;
+
+    /// The destination's published rate limit, held across every concurrent Lambda
+    /// (`NPHOOKS_RATE_LIMIT` overrides it). `None`: no limit of ours.
+    fn rate_limit(&self) -> Option<RateLimit> {
+        None
+    }
+
+    /// How many requests one delivery makes against that limit, at most.
+    fn requests_per_delivery(&self) -> u32 {
+        1
+    }
 
     /// Acts on one validated message.
     fn deliver(
@@ -71,13 +69,15 @@ pub trait Sink: Send + Sync {
     ) -> impl Future<Output = Result<Delivered, SinkError>> + Send;
 }
 
-/// What a processor needs: config and one adapter per port.
+/// What a processor needs: config, the clock, and one adapter per port.
 #[derive(Debug)]
-pub struct ProcessorDeps<S, Q, K> {
+pub struct ProcessorDeps<S, Q, K, L> {
     pub config: ProcessorConfig,
     pub store: S,
     pub queue: Q,
     pub sink: K,
+    pub limiter: L,
+    pub clock: Clock,
 }
 
 /// How one record ended.
@@ -87,28 +87,47 @@ pub enum RecordOutcome {
     Done(Delivered),
     /// An earlier delivery already completed the effect.
     AlreadyDone,
-    /// Permanent failure: sent to the DLQ and acknowledged.
+    /// Re-sent to its own queue, to be tried again from `until`; acknowledged.
+    Deferred { why: Deferral, until: SystemTime },
+    /// Permanent failure or spent budget: sent to the DLQ and acknowledged.
     DeadLettered(String),
-    /// To be retried by SQS (reported as a batch item failure).
+    /// Left on the queue (a batch item failure): the re-send itself failed.
     Retry(String),
 }
 
 impl RecordOutcome {
-    /// Whether the record is finished with (acknowledged): anything but a retry.
+    /// Whether the record is acknowledged (deleted from its queue): all but `Retry`.
     pub fn is_final(&self) -> bool {
         !matches!(self, RecordOutcome::Retry(_))
+    }
+
+    /// Whether the integration's work on this delivery is over (done or dead-lettered).
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self,
+            RecordOutcome::Done(_) | RecordOutcome::AlreadyDone | RecordOutcome::DeadLettered(_)
+        )
     }
 }
 
 /// Processes each record on its own, concurrently, within the invocation's deadline, and
 /// says how each ended (in the records' order).
-pub async fn process_records<S: IdempotencyStore, Q: Queue, K: Sink>(
-    deps: &ProcessorDeps<S, Q, K>,
+pub async fn process_records<S, Q, K, L>(
+    deps: &ProcessorDeps<S, Q, K, L>,
     records: &[SqsMessage],
     lambda_deadline: SystemTime,
-) -> Vec<RecordOutcome> {
-    let deadline = work_deadline(lambda_deadline);
-    let lease_until = epoch_seconds(lambda_deadline + LEASE_MARGIN);
+) -> Vec<RecordOutcome>
+where
+    S: IdempotencyStore,
+    Q: Queue,
+    K: Sink,
+    L: RateLimiter,
+{
+    let left = lambda_deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    let deadline = Instant::now() + left.saturating_sub(DEADLINE_MARGIN);
+    let lease_until = epoch_seconds(deps.clock.now() + left + LEASE_MARGIN);
     join_all(
         records
             .iter()
@@ -117,19 +136,25 @@ pub async fn process_records<S: IdempotencyStore, Q: Queue, K: Sink>(
     .await
 }
 
-/// Processes a batch; each record on its own. Records to retry are reported as batch
-/// item failures; if one of them has no message id (which SQS always sets) the whole
-/// batch is failed instead, since an empty identifier would fail it anyway.
-pub async fn process_batch<S: IdempotencyStore, Q: Queue, K: Sink>(
-    deps: &ProcessorDeps<S, Q, K>,
+/// Processes a batch; each record on its own. Records left on the queue are reported as
+/// batch item failures; if one of them has no message id (which SQS always sets) the
+/// whole batch is failed instead, since an empty identifier would fail it anyway.
+pub async fn process_batch<S, Q, K, L>(
+    deps: &ProcessorDeps<S, Q, K, L>,
     event: LambdaEvent<SqsEvent>,
-) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+) -> Result<SqsBatchResponse, lambda_runtime::Error>
+where
+    S: IdempotencyStore,
+    Q: Queue,
+    K: Sink,
+    L: RateLimiter,
+{
     let records = &event.payload.records;
     let outcomes = process_records(deps, records, event.context.deadline()).await;
 
     let mut response = SqsBatchResponse::default();
     for (record, outcome) in records.iter().zip(outcomes) {
-        if let RecordOutcome::Retry(_) = outcome {
+        if !outcome.is_final() {
             match record.message_id.as_deref().filter(|id| !id.is_empty()) {
                 Some(id) => response.add_failure(id),
                 None => {
@@ -143,29 +168,25 @@ pub async fn process_batch<S: IdempotencyStore, Q: Queue, K: Sink>(
     Ok(response)
 }
 
-/// The instant work must stop: the Lambda's deadline less the margin.
-fn work_deadline(lambda_deadline: SystemTime) -> Instant {
-    let left = lambda_deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or_default();
-    Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
-}
-
-async fn process_record<S: IdempotencyStore, Q: Queue, K: Sink>(
-    deps: &ProcessorDeps<S, Q, K>,
+async fn process_record<S, Q, K, L>(
+    deps: &ProcessorDeps<S, Q, K, L>,
     record: &SqsMessage,
     deadline: Instant,
     lease_until: u64,
-) -> RecordOutcome {
+) -> RecordOutcome
+where
+    S: IdempotencyStore,
+    Q: Queue,
+    K: Sink,
+    L: RateLimiter,
+{
     let integration = deps.config.integration.as_str();
     let message_id = record.message_id.as_deref().unwrap_or_default();
-    let envelope = match Envelope::decode(record.body.as_deref().unwrap_or_default()) {
-        Ok(envelope) => envelope,
-        Err(error) => {
-            // Reported failed: SQS redrives it to the DLQ, body intact, after maxReceiveCount.
-            tracing::error!(integration, message_id, %error, "unreadable message");
-            return RecordOutcome::Retry(error.to_string());
-        }
+    let settle = Settle::new(deps, record, RetryState::from_record(record));
+    let Ok(envelope) = Envelope::decode(record.body.as_deref().unwrap_or_default()) else {
+        // The parse error may quote the body: only the class is logged and kept.
+        tracing::error!(integration, message_id, "unreadable message");
+        return settle.dead_letter("unreadable_message").await;
     };
     let span = tracing::info_span!(
         "message",
@@ -175,64 +196,88 @@ async fn process_record<S: IdempotencyStore, Q: Queue, K: Sink>(
         delivery_key = %envelope.delivery_key,
     );
     let started = Instant::now();
-    let outcome = act(deps, record, &envelope, deadline, lease_until)
+    let outcome = act(deps, settle, &envelope, deadline, lease_until)
         .instrument(span.clone())
         .await;
-    span.in_scope(|| {
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        match &outcome {
-            RecordOutcome::Done(Delivered::Sent(what)) => {
-                tracing::info!(outcome = "sent", elapsed_ms, "{what}")
-            }
-            RecordOutcome::Done(Delivered::Skipped(why)) => {
-                tracing::info!(outcome = "skipped", elapsed_ms, "{why}")
-            }
-            RecordOutcome::AlreadyDone => {
-                tracing::info!(outcome = "duplicate", elapsed_ms, "already completed")
-            }
-            RecordOutcome::DeadLettered(reason) => {
-                tracing::error!(outcome = "dead_lettered", elapsed_ms, "{reason}")
-            }
-            RecordOutcome::Retry(reason) => {
-                tracing::warn!(outcome = "retry", elapsed_ms, "{reason}")
-            }
-        }
-    });
+    span.in_scope(|| log_outcome(&outcome, started.elapsed()));
     outcome
 }
 
-async fn act<S: IdempotencyStore, Q: Queue, K: Sink>(
-    deps: &ProcessorDeps<S, Q, K>,
-    record: &SqsMessage,
+fn log_outcome(outcome: &RecordOutcome, elapsed: Duration) {
+    let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+    match outcome {
+        RecordOutcome::Done(Delivered::Sent(what)) => {
+            tracing::info!(outcome = "sent", elapsed_ms, "{what}")
+        }
+        RecordOutcome::Done(Delivered::Skipped(why)) => {
+            tracing::info!(outcome = "skipped", elapsed_ms, "{why}")
+        }
+        RecordOutcome::AlreadyDone => {
+            tracing::info!(outcome = "duplicate", elapsed_ms, "already completed")
+        }
+        RecordOutcome::Deferred { why, until } => tracing::info!(
+            outcome = "deferred",
+            why = why.as_str(),
+            attempt = why.attempt(),
+            until = epoch_seconds(*until),
+            elapsed_ms,
+            "deferred"
+        ),
+        RecordOutcome::DeadLettered(reason) => {
+            tracing::error!(outcome = "dead_lettered", elapsed_ms, "{reason}")
+        }
+        RecordOutcome::Retry(reason) => {
+            tracing::warn!(outcome = "retry", elapsed_ms, "{reason}")
+        }
+    }
+}
+
+async fn act<S, Q, K, L>(
+    deps: &ProcessorDeps<S, Q, K, L>,
+    mut settle: Settle<'_, S, Q, K, L>,
     envelope: &Envelope,
     deadline: Instant,
     lease_until: u64,
-) -> RecordOutcome {
-    let integration = deps.config.integration.as_str();
-    let message_id = record.message_id.as_deref().unwrap_or_default();
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left < MIN_WORK_TIME {
-        return RecordOutcome::Retry(format!(
-            "not started: only {}ms left before the Lambda deadline",
-            left.as_millis()
-        ));
+) -> RecordOutcome
+where
+    S: IdempotencyStore,
+    Q: Queue,
+    K: Sink,
+    L: RateLimiter,
+{
+    let now = deps.clock.now();
+    if let Some(at) = settle.state.not_before.filter(|at| *at > now) {
+        return settle.defer(Deferral::NotDue, at).await;
+    }
+    settle.state.not_before = None;
+    if deadline.saturating_duration_since(Instant::now()) < MIN_WORK_TIME {
+        return settle.defer(Deferral::NotStarted, now).await;
+    }
+    if let Some(slot) = reserve_slot(deps, &mut settle.state, now).await {
+        settle.state.rate_slot = Some(slot);
+        return settle.defer(Deferral::RateLimited, slot).await;
     }
 
-    let owner = format!(
-        "{message_id}@{}",
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos()
-    );
-    let claim = EffectClaim::new(integration, &envelope.delivery_key, owner);
-    match deps.store.claim_effect(&claim, lease_until, now()).await {
+    let integration = deps.config.integration;
+    let message_id = settle.message_id();
+    let owner = format!("{message_id}@{}", nphooks_core::clock::epoch_millis(now));
+    let claim = EffectClaim::new(integration.as_str(), &envelope.delivery_key, owner);
+    match deps
+        .store
+        .claim_effect(&claim, lease_until, epoch_seconds(now))
+        .await
+    {
         Ok(Claim::Claimed) => {}
         Ok(Claim::AlreadyCompleted) => return RecordOutcome::AlreadyDone,
         Ok(Claim::Busy) => {
-            return RecordOutcome::Retry("another run holds this delivery's claim".into());
+            return settle
+                .defer(Deferral::ClaimBusy, now + CLAIM_BUSY_DELAY)
+                .await;
         }
-        Err(error) => return RecordOutcome::Retry(format!("could not claim: {error}")),
+        Err(error) => {
+            tracing::warn!(%error, "could not claim");
+            return settle.backoff("claim_failed", envelope).await;
+        }
     }
 
     let budget = deps
@@ -241,100 +286,82 @@ async fn act<S: IdempotencyStore, Q: Queue, K: Sink>(
         .min(deadline.saturating_duration_since(Instant::now()));
     let result = match tokio::time::timeout(budget, deps.sink.deliver(envelope)).await {
         Ok(result) => result,
-        Err(_) => Err(SinkError::transient(format!(
-            "{integration} did not finish within {}ms",
-            budget.as_millis()
-        ))),
+        Err(_) => Err(SinkError::transient(FailureReason::Timeout)),
     };
-
+    let now = deps.clock.now();
     match result {
         Ok(delivered) => {
-            if let Err(error) = deps.store.complete_effect(&claim, now()).await {
+            if let Err(error) = deps.store.complete_effect(&claim, epoch_seconds(now)).await {
                 // The effect happened; a redelivery may repeat it only if this record is lost.
                 tracing::error!(%error, "delivered, but could not mark the claim completed");
             }
             RecordOutcome::Done(delivered)
         }
-        Err(SinkError::Transient {
-            reason,
-            retry_after,
-        }) => {
+        Err(error) if error.retryable => {
             release(deps, &claim).await;
-            if let (Some(delay), Some(receipt)) = (retry_after, record.receipt_handle.as_deref()) {
-                let seconds = u32::try_from(delay.as_secs()).unwrap_or(u32::MAX).max(1);
-                if let Err(error) = deps
-                    .queue
-                    .change_visibility(&deps.config.source_queue_url, receipt, seconds)
+            if error.is_rate_limited() {
+                let wait = error.retry_after.unwrap_or(deps.config.retry.base);
+                settle
+                    .wait_for_rate_limit(now + wait, &error, envelope)
                     .await
-                {
-                    tracing::warn!(%error, "could not defer the message by Retry-After");
-                }
+            } else {
+                settle.backoff(&error.to_string(), envelope).await
             }
-            RecordOutcome::Retry(reason)
         }
-        Err(SinkError::Permanent { reason }) => {
-            let body = record.body.as_deref().unwrap_or_default();
-            let dead_letter = QueueMessage::dead_letter(body, integration, &reason, message_id);
-            if let Err(error) = deps.queue.send(&deps.config.dlq_url, &dead_letter).await {
-                release(deps, &claim).await;
-                return RecordOutcome::Retry(format!("{reason}; and the DLQ send failed: {error}"));
+        Err(error) => {
+            settle.state.attempts += 1;
+            let outcome = settle.dead_letter(&error.to_string()).await;
+            match &outcome {
+                RecordOutcome::DeadLettered(reason) => {
+                    let at = epoch_seconds(now);
+                    if let Err(e) = deps.store.fail_effect(&claim, reason, at).await {
+                        tracing::error!(error = %e, "dead-lettered, but could not mark the claim failed");
+                    }
+                }
+                _ => release(deps, &claim).await,
             }
-            if let Err(error) = deps.store.fail_effect(&claim, &reason, now()).await {
-                tracing::error!(%error, "dead-lettered, but could not mark the claim failed");
-            }
-            RecordOutcome::DeadLettered(reason)
+            outcome
         }
     }
 }
 
-async fn release<S: IdempotencyStore, Q, K>(deps: &ProcessorDeps<S, Q, K>, claim: &EffectClaim) {
+/// Takes a rate-limit slot for this delivery unless it already holds one that is due.
+/// `Some(slot)`: the slot lies in the future; wait for it. A limiter that cannot be
+/// reached does not stop the delivery: the destination's 429 still holds us back.
+async fn reserve_slot<S, Q, K, L>(
+    deps: &ProcessorDeps<S, Q, K, L>,
+    state: &mut RetryState,
+    now: SystemTime,
+) -> Option<SystemTime>
+where
+    K: Sink,
+    L: RateLimiter,
+{
+    if state.rate_slot.take().is_some_and(|slot| slot <= now) {
+        return None;
+    }
+    let limit = deps
+        .config
+        .rate_limit
+        .unwrap_or_else(|| deps.sink.rate_limit())?;
+    let cost = deps.sink.requests_per_delivery();
+    let destination = deps.config.integration.as_str();
+    match deps.limiter.reserve(destination, limit, cost, now).await {
+        Ok(slot) if slot > now => Some(slot),
+        Ok(_) => None,
+        Err(error) => {
+            tracing::warn!(%error, "rate limiter unavailable; sending unpaced");
+            None
+        }
+    }
+}
+
+async fn release<S: IdempotencyStore, Q, K, L>(
+    deps: &ProcessorDeps<S, Q, K, L>,
+    claim: &EffectClaim,
+) {
     if let Err(error) = deps.store.release_effect(claim).await {
         // The lease runs out on its own; the retry waits for it.
         tracing::warn!(%error, "could not release the claim");
     }
-}
-
-fn now() -> u64 {
-    epoch_seconds(SystemTime::now())
-}
-
-/// Timeouts for the SDK calls a processor makes (claims, DLQ sends, visibility).
-pub const AWS_TIMEOUTS: nphooks_core::aws::Timeouts = nphooks_core::aws::Timeouts {
-    connect: Duration::from_secs(1),
-    attempt: Duration::from_secs(2),
-    operation: Duration::from_secs(5),
-};
-
-/// What a processor reads once at cold start: its settings (environment plus the
-/// Secrets Manager secret in AWS), the shared AWS config, and its processor config.
-#[derive(Debug)]
-pub struct Startup {
-    pub settings: nphooks_core::config::Settings,
-    pub aws: aws_config::SdkConfig,
-    pub config: ProcessorConfig,
-}
-
-impl Startup {
-    pub async fn load(integration: nphooks_core::routing::Integration) -> crate::Result<Self> {
-        let aws = nphooks_core::aws::sdk_config(AWS_TIMEOUTS).await;
-        let settings = nphooks_core::aws::load_settings(&aws).await?;
-        let config = ProcessorConfig::from_settings(&settings, integration)?;
-        Ok(Startup {
-            settings,
-            aws,
-            config,
-        })
-    }
-}
-
-/// Runs a processor Lambda with the real adapters.
-pub async fn run_lambda<K: Sink>(startup: Startup, sink: K) -> Result<(), lambda_runtime::Error> {
-    let Startup { aws, config, .. } = startup;
-    let deps = &ProcessorDeps {
-        store: DynamoStore::connect(&aws, &config.idempotency_table),
-        queue: SqsQueue::connect(&aws),
-        config,
-        sink,
-    };
-    lambda_runtime::run(service_fn(move |event| process_batch(deps, event))).await
 }

@@ -1,7 +1,9 @@
 //! Test support: a moto server through the real AWS SDK, and SQS events as Lambda
 //! delivers them. The moto server is started by `scripts/test.sh` (`AWS_ENDPOINT_URL`).
 
+pub mod event_source;
 pub mod logs;
+pub mod stand_ins;
 pub mod suite;
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,11 +17,13 @@ use aws_sdk_dynamodb::types::{
 };
 use lambda_runtime::{Context, LambdaEvent};
 use nphooks_core::aws::{Timeouts, sdk_config};
+use nphooks_core::clock::Clock;
 use nphooks_core::config::Secret;
 use nphooks_core::delivery::DeliveryKey;
 use nphooks_core::envelope::QueueMessage;
 use nphooks_core::idempotency::DynamoStore;
 use nphooks_core::queue::SqsQueue;
+use nphooks_core::rate_limit::DynamoRateLimiter;
 use nphooks_core::routing::Integration;
 use nphooks_core::signature::{WebhookAuth, sign};
 use nphooks_processor::{ProcessorConfig, ProcessorDeps};
@@ -121,23 +125,33 @@ impl Moto {
         &self,
         integration: Integration,
         sink: K,
-    ) -> ProcessorDeps<DynamoStore, SqsQueue, K> {
+    ) -> ProcessorDeps<DynamoStore, SqsQueue, K, DynamoRateLimiter> {
         ProcessorDeps {
-            config: ProcessorConfig {
+            config: ProcessorConfig::local(
                 integration,
-                idempotency_table: self.table.clone(),
-                dlq_url: self.dlq_urls[&integration].clone(),
-                source_queue_url: self.queue_urls[&integration].clone(),
-                allow_http: true,
-            },
+                &self.table,
+                &self.queue_urls[&integration],
+                &self.dlq_urls[&integration],
+            ),
             store: self.store(),
             queue: self.queue(),
             sink,
+            limiter: DynamoRateLimiter::connect(&self.aws, &self.table),
+            clock: Clock::system(),
         }
     }
 
     /// Every message in a queue (received with a 60 s visibility, so each is seen once).
     pub async fn drain(&self, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        self.receive_all(queue_url, 60).await
+    }
+
+    /// Every visible message in a queue, with its attributes, hidden for `visibility` s.
+    pub async fn receive_all(
+        &self,
+        queue_url: &str,
+        visibility: i32,
+    ) -> Vec<aws_sdk_sqs::types::Message> {
         let mut all = Vec::new();
         loop {
             let received = self
@@ -145,7 +159,7 @@ impl Moto {
                 .receive_message()
                 .queue_url(queue_url)
                 .max_number_of_messages(10)
-                .visibility_timeout(60)
+                .visibility_timeout(visibility)
                 .message_attribute_names("All")
                 .send()
                 .await
@@ -158,13 +172,8 @@ impl Moto {
         }
     }
 
-    /// Sends `body` to `queue_url` and receives it back, as the event source would.
-    pub async fn send_and_receive(
-        &self,
-        queue_url: &str,
-        body: &str,
-        visibility: i32,
-    ) -> SqsMessage {
+    /// Sends `body` to `queue_url`, as the receiver would (with no attributes).
+    pub async fn send(&self, queue_url: &str, body: &str) {
         self.sqs
             .send_message()
             .queue_url(queue_url)
@@ -172,6 +181,36 @@ impl Moto {
             .send()
             .await
             .expect("send to moto");
+    }
+
+    /// Sends every body to `queue_url`, ten to a batch.
+    pub async fn send_all(&self, queue_url: &str, bodies: &[String]) {
+        for chunk in bodies.chunks(10) {
+            let entries = chunk.iter().enumerate().map(|(i, body)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .build()
+                    .expect("complete entry")
+            });
+            self.sqs
+                .send_message_batch()
+                .queue_url(queue_url)
+                .set_entries(Some(entries.collect()))
+                .send()
+                .await
+                .expect("send batch to moto");
+        }
+    }
+
+    /// Sends `body` to `queue_url` and receives it back, as the event source would.
+    pub async fn send_and_receive(
+        &self,
+        queue_url: &str,
+        body: &str,
+        visibility: i32,
+    ) -> SqsMessage {
+        self.send(queue_url, body).await;
         let received = self
             .sqs
             .receive_message()

@@ -2,16 +2,20 @@
 //! processor runtime, SQS and DynamoDB in moto, and a local HTTP server (wiremock) that
 //! records requests and fails on cue.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::join_all;
+use nphooks_core::clock::Clock;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::routing::Integration;
-use nphooks_processor::{Sink, process_batch};
+use nphooks_processor::retry::{ATTEMPTS_ATTR, NOT_BEFORE_ATTR};
+use nphooks_processor::{ProcessorDeps, RecordOutcome, Sink, process_batch};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::event_source::drain_on_virtual_time;
+use crate::stand_ins::DownUntil;
 use crate::{Moto, demo_request, envelope_for, sqs_event, sqs_message, text};
 
 /// Generous time left for invocations that are not about deadlines.
@@ -40,6 +44,24 @@ async fn ok_server() -> MockServer {
     server
 }
 
+/// The suite is about effects, not pacing: the destination's rate limit is off
+/// (`NPHOOKS_RATE_LIMIT=none`), as its own tests turn it on.
+fn unpaced<S, Q, K, L>(mut deps: ProcessorDeps<S, Q, K, L>) -> ProcessorDeps<S, Q, K, L> {
+    deps.config.rate_limit = Some(None);
+    deps
+}
+
+/// `deps` on a manual clock starting now, re-sends visible at once (see
+/// [`drain_on_virtual_time`]).
+fn on_virtual_time<S, Q, K, L>(
+    mut deps: ProcessorDeps<S, Q, K, L>,
+) -> (ProcessorDeps<S, Q, K, L>, Clock) {
+    let clock = Clock::manual(SystemTime::now());
+    deps.clock = clock.clone();
+    deps.config.retry.max_queue_delay = Duration::ZERO;
+    (deps, clock)
+}
+
 async fn requests(server: &MockServer) -> usize {
     server.received_requests().await.map_or(0, |r| r.len())
 }
@@ -56,6 +78,8 @@ fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec
 pub async fn effectively_once(integration: Integration, make_sink: impl MakeSink) {
     twice_in_a_row_and_five_concurrently(integration, &make_sink).await;
     five_hundreds_then_success(integration, &make_sink).await;
+    down_for_thirty_minutes_then_back(integration, &make_sink).await;
+    down_past_the_horizon_is_dead_lettered(integration, &make_sink).await;
     too_many_requests_defers_by_retry_after(integration, &make_sink).await;
     hanging_sink_stops_before_the_deadline(integration, &make_sink).await;
     bad_request_goes_to_the_dlq(integration, &make_sink).await;
@@ -67,7 +91,7 @@ async fn twice_in_a_row_and_five_concurrently(integration: Integration, make_sin
     // GIVEN a sink that accepts everything
     let moto = Moto::start(&format!("{integration}-once")).await;
     let server = ok_server().await;
-    let deps = moto.processor_deps(integration, make_sink(&server.uri()));
+    let deps = unpaced(moto.processor_deps(integration, make_sink(&server.uri())));
     let body = envelope_for(&demo_request("call_once", "Dana Whitfield"));
 
     // WHEN the same message is processed twice in a row
@@ -102,7 +126,8 @@ async fn twice_in_a_row_and_five_concurrently(integration: Integration, make_sin
         )
     });
     let responses = join_all(runs).await;
-    // THEN one more request, and every copy is acknowledged or retried (never lost)
+    // THEN one more request, and every copy is acknowledged: the winner done, the others
+    // done too or sent back to the queue to wait for the claim (never lost)
     assert_eq!(
         requests(&server).await,
         2,
@@ -112,14 +137,24 @@ async fn twice_in_a_row_and_five_concurrently(integration: Integration, make_sin
         .iter()
         .filter(|r| r.as_ref().is_ok_and(|r| r.batch_item_failures.is_empty()))
         .count();
+    assert_eq!(acknowledged, 5, "{integration}: every copy acknowledged");
+    let waiting = moto.drain(&moto.queue_urls[&integration]).await;
     assert!(
-        acknowledged >= 1,
-        "{integration}: at least the winner is acknowledged"
+        waiting.len() <= 4,
+        "{integration}: {} re-sent",
+        waiting.len()
     );
+    for message in &waiting {
+        assert_eq!(
+            message.body(),
+            Some(body.as_str()),
+            "{integration}: body intact"
+        );
+    }
 }
 
 async fn five_hundreds_then_success(integration: Integration, make_sink: &impl MakeSink) {
-    // GIVEN a sink that answers 500, 500, then 200
+    // GIVEN a sink that answers 500, 500, then 200, and the message in its queue
     let moto = Moto::start(&format!("{integration}-5xx")).await;
     let server = ok_server().await;
     Mock::given(method("POST"))
@@ -128,25 +163,33 @@ async fn five_hundreds_then_success(integration: Integration, make_sink: &impl M
         .with_priority(1)
         .mount(&server)
         .await;
-    let deps = moto.processor_deps(integration, make_sink(&server.uri()));
+    let (deps, clock) = on_virtual_time(unpaced(
+        moto.processor_deps(integration, make_sink(&server.uri())),
+    ));
+    let queue_url = moto.queue_urls[&integration].clone();
     let body = envelope_for(&demo_request("call_5xx", "Dana Whitfield"));
+    moto.send(&queue_url, &body).await;
 
-    // WHEN SQS delivers it three times
-    let mut failures = Vec::new();
-    for attempt in 0..3 {
-        let response = process_batch(&deps, sqs_event(vec![sqs_message("m-5xx", &body)], PLENTY))
-            .await
-            .expect("batch handled");
-        failures.push(failed_ids(&response));
-        let _ = attempt;
-    }
-    // THEN it is reported failed twice and succeeds the third time, with one effect
-    assert_eq!(
-        failures,
-        vec![vec!["m-5xx".to_owned()], vec!["m-5xx".to_owned()], vec![]],
-        "{integration}: 500, 500, 200"
-    );
+    // WHEN the event source runs until the queue is empty
+    let drained = drain_on_virtual_time(&moto, &deps, &clock, 10, 20).await;
+
+    // THEN it backed off twice (no receive spent), then took effect once
+    let backoffs: Vec<Option<u32>> = drained
+        .outcomes
+        .iter()
+        .filter_map(|o| match o {
+            RecordOutcome::Deferred { why, .. } => Some(why.attempt()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(backoffs, vec![Some(1), Some(2)], "{integration}: 500, 500");
+    assert_eq!(drained.count(|o| matches!(o, RecordOutcome::Done(_))), 1);
     assert_eq!(requests(&server).await, 3, "{integration}");
+    assert!(
+        drained.elapsed >= Duration::from_secs(45),
+        "{:?}",
+        drained.elapsed
+    );
     let again = process_batch(
         &deps,
         sqs_event(vec![sqs_message("m-5xx-late", &body)], PLENTY),
@@ -159,6 +202,96 @@ async fn five_hundreds_then_success(integration: Integration, make_sink: &impl M
         3,
         "{integration}: no second effect after success"
     );
+    assert!(moto.drain(&moto.dlq_urls[&integration]).await.is_empty());
+}
+
+async fn down_for_thirty_minutes_then_back(integration: Integration, make_sink: &impl MakeSink) {
+    // GIVEN a sink that answers 503 for the first 30 (virtual) minutes
+    let moto = Moto::start(&format!("{integration}-down")).await;
+    let server = MockServer::start().await;
+    let (deps, clock) = on_virtual_time(unpaced(
+        moto.processor_deps(integration, make_sink(&server.uri())),
+    ));
+    let down = DownUntil::new(&clock, clock.now() + Duration::from_secs(30 * 60), 503);
+    Mock::given(method("POST"))
+        .respond_with(down.clone())
+        .mount(&server)
+        .await;
+    let body = envelope_for(&demo_request("call_down", "Dana Whitfield"));
+    moto.send(&moto.queue_urls[&integration], &body).await;
+
+    // WHEN the event source runs until the queue is empty
+    let drained = drain_on_virtual_time(&moto, &deps, &clock, 10, 100).await;
+
+    // THEN it was delivered exactly once when the sink came back, and nothing dead-lettered
+    assert_eq!(down.succeeded(), 1, "{integration}: one delivery");
+    assert!(
+        down.failed() >= 3,
+        "{integration}: {} failures",
+        down.failed()
+    );
+    assert!(
+        drained.elapsed >= Duration::from_secs(30 * 60),
+        "{:?}",
+        drained.elapsed
+    );
+    assert!(moto.drain(&moto.dlq_urls[&integration]).await.is_empty());
+}
+
+async fn down_past_the_horizon_is_dead_lettered(
+    integration: Integration,
+    make_sink: &impl MakeSink,
+) {
+    // GIVEN a sink that answers 503 for two days, and the default 24-hour budget
+    let moto = Moto::start(&format!("{integration}-gone")).await;
+    let server = MockServer::start().await;
+    let (deps, clock) = on_virtual_time(unpaced(
+        moto.processor_deps(integration, make_sink(&server.uri())),
+    ));
+    let down = DownUntil::new(&clock, clock.now() + Duration::from_secs(48 * 3600), 503);
+    Mock::given(method("POST"))
+        .respond_with(down.clone())
+        .mount(&server)
+        .await;
+    let body = envelope_for(&demo_request("call_gone", "Dana Whitfield"));
+    moto.send(&moto.queue_urls[&integration], &body).await;
+
+    // WHEN the event source runs until the queue is empty
+    let drained = drain_on_virtual_time(&moto, &deps, &clock, 10, 200).await;
+
+    // THEN after 24 h of backoff it is in the DLQ, body intact, with reason and attempts
+    assert_eq!(down.succeeded(), 0, "{integration}");
+    assert!(
+        drained.elapsed >= deps.config.retry.horizon,
+        "{:?}",
+        drained.elapsed
+    );
+    assert!(
+        drained.elapsed < Duration::from_secs(26 * 3600),
+        "{:?}",
+        drained.elapsed
+    );
+    let dead = moto.drain(&moto.dlq_urls[&integration]).await;
+    assert_eq!(dead.len(), 1, "{integration}: one dead letter");
+    assert_eq!(dead[0].body(), Some(body.as_str()));
+    let attributes = dead[0].message_attributes().expect("attributes");
+    let reason = attributes["failure_reason"]
+        .string_value()
+        .unwrap_or_default();
+    assert_eq!(
+        reason, "retry budget spent: server_error (503)",
+        "{integration}"
+    );
+    let attempts: usize = attributes[ATTEMPTS_ATTR]
+        .string_value()
+        .and_then(|a| a.parse().ok())
+        .expect("attempt count");
+    assert_eq!(
+        attempts,
+        down.failed(),
+        "{integration}: every attempt counted"
+    );
+    assert!(attempts > 20, "{integration}: {attempts} attempts");
 }
 
 async fn too_many_requests_defers_by_retry_after(
@@ -176,7 +309,7 @@ async fn too_many_requests_defers_by_retry_after(
         )
         .mount(&server)
         .await;
-    let deps = moto.processor_deps(integration, make_sink(&server.uri()));
+    let deps = unpaced(moto.processor_deps(integration, make_sink(&server.uri())));
     let queue_url = moto.queue_urls[&integration].clone();
     let body = envelope_for(&demo_request("call_429", "Dana Whitfield"));
     let record = moto.send_and_receive(&queue_url, &body, 600).await;
@@ -187,12 +320,10 @@ async fn too_many_requests_defers_by_retry_after(
         .await
         .expect("batch handled");
 
-    // THEN it is reported failed, and reappears after about 7 s instead of 600 s
-    assert_eq!(
-        failed_ids(&response),
-        vec![message_id],
-        "{integration}: 429"
-    );
+    // THEN it is acknowledged and re-sent, due after 7 s, with no attempt spent; the
+    // copy reappears after about 7 s (not the 600 s visibility of the original)
+    assert!(failed_ids(&response).is_empty(), "{integration}: 429");
+    let _ = message_id;
     let waiting = Instant::now();
     let mut seen = None;
     while waiting.elapsed() < Duration::from_secs(15) && seen.is_none() {
@@ -201,11 +332,19 @@ async fn too_many_requests_defers_by_retry_after(
             .receive_message()
             .queue_url(&queue_url)
             .wait_time_seconds(1)
+            .message_attribute_names("All")
             .send()
             .await
             .expect("receive");
-        if !received.messages().is_empty() {
+        if let Some(copy) = received.messages().first() {
             seen = Some(waiting.elapsed());
+            let attributes = copy.message_attributes().expect("retry state");
+            assert!(attributes.contains_key(NOT_BEFORE_ATTR), "{integration}");
+            assert!(
+                !attributes.contains_key(ATTEMPTS_ATTR),
+                "{integration}: no attempt spent"
+            );
+            assert_eq!(copy.body(), Some(body.as_str()));
         }
     }
     let after =
@@ -227,7 +366,10 @@ async fn hanging_sink_stops_before_the_deadline(
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
         .mount(&server)
         .await;
-    let deps = moto.processor_deps(integration, make_sink(&server.uri()));
+    // The retry is re-sent visible at once, so the test need not wait out its delay.
+    let (deps, _clock) = on_virtual_time(unpaced(
+        moto.processor_deps(integration, make_sink(&server.uri())),
+    ));
     let body = envelope_for(&demo_request("call_hang", "Dana Whitfield"));
     let time_left = Duration::from_secs(4);
 
@@ -240,17 +382,19 @@ async fn hanging_sink_stops_before_the_deadline(
     .await
     .expect("batch handled");
 
-    // THEN the handler returns before the deadline and reports the record failed
+    // THEN the handler returns before the deadline, counts a failed attempt and re-sends
     assert!(
         started.elapsed() < time_left,
         "{integration}: returned after {:?}",
         started.elapsed()
     );
-    assert_eq!(
-        failed_ids(&response),
-        vec!["m-hang".to_owned()],
-        "{integration}: hang"
-    );
+    assert!(failed_ids(&response).is_empty(), "{integration}: hang");
+    let retries = moto.drain(&moto.queue_urls[&integration]).await;
+    assert_eq!(retries.len(), 1, "{integration}: one retry queued");
+    let attempts = retries[0].message_attributes().expect("retry state")[ATTEMPTS_ATTR]
+        .string_value()
+        .map(str::to_owned);
+    assert_eq!(attempts.as_deref(), Some("1"), "{integration}");
 }
 
 async fn bad_request_goes_to_the_dlq(integration: Integration, make_sink: &impl MakeSink) {
@@ -261,7 +405,7 @@ async fn bad_request_goes_to_the_dlq(integration: Integration, make_sink: &impl 
         .respond_with(ResponseTemplate::new(400).set_body_string("invalid_payload"))
         .mount(&server)
         .await;
-    let deps = moto.processor_deps(integration, make_sink(&server.uri()));
+    let deps = unpaced(moto.processor_deps(integration, make_sink(&server.uri())));
     let body = envelope_for(&demo_request("call_400", "Dana Whitfield"));
 
     // WHEN it is processed
@@ -285,7 +429,8 @@ async fn bad_request_goes_to_the_dlq(integration: Integration, make_sink: &impl 
     let reason = attributes["failure_reason"]
         .string_value()
         .unwrap_or_default();
-    assert!(reason.contains("400"), "{integration}: reason {reason:?}");
+    assert_eq!(reason, "invalid_payload (400)", "{integration}");
+    assert_eq!(attributes[ATTEMPTS_ATTR].string_value(), Some("1"));
     assert_eq!(
         attributes["integration"].string_value(),
         Some(integration.as_str())
@@ -302,7 +447,7 @@ async fn one_bad_body_in_a_batch_of_three(integration: Integration, make_sink: &
     // GIVEN a batch of three whose middle body is not JSON
     let moto = Moto::start(&format!("{integration}-batch")).await;
     let server = ok_server().await;
-    let deps = moto.processor_deps(integration, make_sink(&server.uri()));
+    let deps = unpaced(moto.processor_deps(integration, make_sink(&server.uri())));
     let records = vec![
         sqs_message(
             "m-first",
@@ -320,13 +465,20 @@ async fn one_bad_body_in_a_batch_of_three(integration: Integration, make_sink: &
         .await
         .expect("batch handled");
 
-    // THEN only the middle message is reported, and the other two take effect
-    assert_eq!(
-        failed_ids(&response),
-        vec!["m-middle".to_owned()],
+    // THEN all three are acknowledged: the middle one straight to the DLQ, body intact,
+    // without burning receives; the other two take effect
+    assert!(
+        failed_ids(&response).is_empty(),
         "{integration}: batch of three"
     );
     assert_eq!(requests(&server).await, 2, "{integration}");
+    let dead = moto.drain(&moto.dlq_urls[&integration]).await;
+    assert_eq!(dead.len(), 1, "{integration}");
+    assert_eq!(dead[0].body(), Some("this is not JSON"));
+    let reason = dead[0].message_attributes().expect("attributes")["failure_reason"]
+        .string_value()
+        .map(str::to_owned);
+    assert_eq!(reason.as_deref(), Some("unreadable_message"));
 }
 
 async fn crashed_claim_is_taken_over_after_its_lease(
@@ -336,7 +488,7 @@ async fn crashed_claim_is_taken_over_after_its_lease(
     // GIVEN a claim left in progress by a run that died, its lease now over
     let moto = Moto::start(&format!("{integration}-crash")).await;
     let server = ok_server().await;
-    let deps = moto.processor_deps(integration, make_sink(&server.uri()));
+    let deps = unpaced(moto.processor_deps(integration, make_sink(&server.uri())));
     let body = envelope_for(&demo_request("call_crash", "Dana Whitfield"));
     let key = Envelope::decode(&body).expect("valid").delivery_key;
     let now = nphooks_core::epoch_seconds(std::time::SystemTime::now());

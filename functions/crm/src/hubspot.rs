@@ -8,8 +8,9 @@
 //! created once per successful delivery; it can repeat only if HubSpot stored it but its
 //! answer was lost (a timeout) and the retry then creates it again.
 
+use nphooks_processor::http;
 use nphooks_processor::http::OutboundUrl;
-use nphooks_processor::{Delivered, SinkError};
+use nphooks_processor::{Delivered, FailureReason, SinkError};
 use serde_json::{Map, Value, json};
 
 use crate::lead::CrmLead;
@@ -99,15 +100,16 @@ pub(crate) struct HubSpot<'a> {
 
 impl HubSpot<'_> {
     pub async fn deliver(&self, lead: &CrmLead, timestamp: &str) -> Result<Delivered, SinkError> {
-        let (contact_id, how) = match (&lead.email, &lead.phone) {
-            (Some(email), _) => (self.upsert_by_email(lead, email).await?, "upserted"),
-            (None, Some(phone)) => self.upsert_by_phone(lead, phone).await?,
-            (None, None) => {
-                return Err(SinkError::permanent(
+        let (contact_id, how) =
+            match (&lead.email, &lead.phone) {
+                (Some(email), _) => (self.upsert_by_email(lead, email).await?, "upserted"),
+                (None, Some(phone)) => self.upsert_by_phone(lead, phone).await?,
+                (None, None) => {
+                    return Err(SinkError::permanent(FailureReason::UnusableData).with_detail(
                     "caller has neither email nor phone; HubSpot needs one to key the contact",
                 ));
-            }
-        };
+                }
+            };
         tracing::info!(contact_id, how, "HubSpot contact written");
         let Some(summary) = &lead.notes else {
             return Ok(Delivered::Sent(format!(
@@ -118,10 +120,10 @@ impl HubSpot<'_> {
             .call(
                 self.client.post(self.base.join(NOTES_PATH)),
                 &note_body(&contact_id, summary, timestamp),
-                "note create",
+                "HubSpot note create",
             )
             .await?;
-        let note_id = id_of(&reply, "note create")?;
+        let note_id = id_of(&reply, "HubSpot note create")?;
         Ok(Delivered::Sent(format!(
             "HubSpot contact {contact_id} {how}; note {note_id} attached"
         )))
@@ -132,7 +134,7 @@ impl HubSpot<'_> {
             .call(
                 self.client.post(self.base.join(UPSERT_PATH)),
                 &upsert_body(lead, email),
-                "contact upsert",
+                "HubSpot contact upsert",
             )
             .await?;
         let first = reply
@@ -140,7 +142,7 @@ impl HubSpot<'_> {
             .and_then(|r| r.get(0))
             .cloned()
             .unwrap_or_default();
-        id_of(&first, "contact upsert")
+        id_of(&first, "HubSpot contact upsert")
     }
 
     /// Search by phone; update the match, or create the contact.
@@ -153,18 +155,18 @@ impl HubSpot<'_> {
             .call(
                 self.client.post(self.base.join(SEARCH_PATH)),
                 &search_body(phone),
-                "contact search",
+                "HubSpot contact search",
             )
             .await?;
         let existing = found.get("results").and_then(|r| r.get(0));
         match existing {
             Some(contact) => {
-                let id = id_of(contact, "contact search")?;
+                let id = id_of(contact, "HubSpot contact search")?;
                 let url = self.base.join(&format!("{CONTACTS_PATH}/{id}"));
                 self.call(
                     self.client.patch(url),
                     &contact_body(lead),
-                    "contact update",
+                    "HubSpot contact update",
                 )
                 .await?;
                 Ok((id, "updated"))
@@ -174,10 +176,10 @@ impl HubSpot<'_> {
                     .call(
                         self.client.post(self.base.join(CONTACTS_PATH)),
                         &contact_body(lead),
-                        "contact create",
+                        "HubSpot contact create",
                     )
                     .await?;
-                Ok((id_of(&created, "contact create")?, "created"))
+                Ok((id_of(&created, "HubSpot contact create")?, "created"))
             }
         }
     }
@@ -187,39 +189,30 @@ impl HubSpot<'_> {
         &self,
         request: reqwest::RequestBuilder,
         body: &Value,
-        step: &str,
+        step: &'static str,
     ) -> Result<Value, SinkError> {
         let request = request.bearer_auth(self.token).json(body);
-        let reply = crate::send(request, self.base)
-            .await
-            .map_err(|e| with_step(e, step))?;
+        let reply = http::send(request).await.map_err(|e| e.with_detail(step))?;
         if reply.body.trim().is_empty() {
             return Ok(Value::Null);
         }
         serde_json::from_str(&reply.body).map_err(|_| {
-            SinkError::permanent(format!(
-                "HubSpot {step}: answered {} with a body that is not JSON",
-                reply.status
-            ))
+            SinkError::permanent(FailureReason::BadResponse)
+                .with_status(reply.status)
+                .with_detail(step)
         })
     }
 }
 
 /// A HubSpot object id (`"123"` or `123`), checked to be safe in a URL path.
-fn id_of(object: &Value, step: &str) -> Result<String, SinkError> {
+fn id_of(object: &Value, step: &'static str) -> Result<String, SinkError> {
     let id = match object.get("id") {
         Some(Value::String(id)) => id.clone(),
         Some(Value::Number(id)) => id.to_string(),
         _ => String::new(),
     };
     if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(SinkError::permanent(format!(
-            "HubSpot {step}: the answer held no usable object id"
-        )));
+        return Err(SinkError::permanent(FailureReason::BadResponse).with_detail(step));
     }
     Ok(id)
-}
-
-fn with_step(error: SinkError, step: &str) -> SinkError {
-    crate::map_reason(error, |reason| format!("HubSpot {step}: {reason}"))
 }

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use nphooks_core::config::{Secret, Settings};
 use nphooks_core::envelope::Envelope;
-use nphooks_processor::http::{self, OutboundUrl, Reply};
+use nphooks_core::rate_limit::RateLimit;
+use nphooks_processor::http::{self, OutboundUrl};
 use nphooks_processor::{Delivered, Sink, SinkError};
 use serde_json::Value;
 
@@ -120,7 +121,7 @@ impl CrmSink {
                 idempotency_key(envelope.delivery_key.as_str()),
             )
             .json(&lead.to_json());
-        let reply = send(request, &self.url).await?;
+        let reply = http::send(request).await?;
         Ok(Delivered::Sent(format!(
             "lead posted to the CRM ({})",
             reply.status
@@ -128,9 +129,27 @@ impl CrmSink {
     }
 }
 
+/// HubSpot allows 100 requests per 10 seconds per private app.
+pub const HUBSPOT_RATE_LIMIT: RateLimit = RateLimit::new(100, Duration::from_secs(10));
+
 impl Sink for CrmSink {
     fn timeout(&self) -> Duration {
         TIMEOUT
+    }
+
+    fn rate_limit(&self) -> Option<RateLimit> {
+        match self.provider {
+            CrmProvider::Generic => None,
+            CrmProvider::HubSpot => Some(HUBSPOT_RATE_LIMIT),
+        }
+    }
+
+    /// HubSpot: search or upsert, update or create, and the note.
+    fn requests_per_delivery(&self) -> u32 {
+        match self.provider {
+            CrmProvider::Generic => 1,
+            CrmProvider::HubSpot => 3,
+        }
     }
 
     /// 2xx → sent; 408, 429 (`Retry-After` honoured), 5xx and network errors →
@@ -172,43 +191,6 @@ pub fn idempotency_key(delivery_key: &str) -> String {
     out
 }
 
-/// [`http::send`], with the CRM's answer body left out of the failure reason.
-pub(crate) async fn send(
-    request: reqwest::RequestBuilder,
-    target: &OutboundUrl,
-) -> Result<Reply, SinkError> {
-    http::send(request, target)
-        .await
-        .map_err(|e| map_reason(e, without_body))
-}
-
-/// `"<url> answered 400: {body…}"` → `"<url> answered 400 (body withheld: …)"`.
-fn without_body(reason: String) -> String {
-    match reason.find(" answered ") {
-        Some(at) => match reason[at..].find(": ") {
-            Some(colon) => format!(
-                "{} (body withheld: it may echo caller data)",
-                &reason[..at + colon]
-            ),
-            None => reason,
-        },
-        None => reason,
-    }
-}
-
-pub(crate) fn map_reason(error: SinkError, f: impl FnOnce(String) -> String) -> SinkError {
-    match error {
-        SinkError::Transient {
-            reason,
-            retry_after,
-        } => SinkError::Transient {
-            reason: f(reason),
-            retry_after,
-        },
-        SinkError::Permanent { reason } => SinkError::Permanent { reason: f(reason) },
-    }
-}
-
 fn config_error(name: &'static str, problem: String) -> nphooks_processor::Error {
     nphooks_core::Error::Config { name, problem }.into()
 }
@@ -228,19 +210,5 @@ mod tests {
         assert_eq!(idempotency_key("call.ended#a b"), "call.ended#a%20b");
         assert_eq!(idempotency_key("x#\r\n%"), "x#%0D%0A%25");
         assert_eq!(idempotency_key("x#é"), "x#%C3%A9");
-    }
-
-    #[test]
-    fn given_a_failure_reason_with_a_body_then_the_body_is_withheld() {
-        assert_eq!(
-            without_body(
-                "https://crm.example.com/leads answered 400: {\"email\":\"a@b.c\"}".into()
-            ),
-            "https://crm.example.com/leads answered 400 (body withheld: it may echo caller data)"
-        );
-        assert_eq!(
-            without_body("request to https://x/ timed out".into()),
-            "request to https://x/ timed out"
-        );
     }
 }

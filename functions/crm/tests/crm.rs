@@ -10,7 +10,7 @@ use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::routing::Integration;
 use nphooks_processor::http::client;
-use nphooks_processor::{Delivered, Sink, SinkError};
+use nphooks_processor::{Delivered, FailureReason, Sink, SinkError};
 use nphooks_testkit::{demo_request, envelope_for, suite};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -207,11 +207,8 @@ async fn given_crm_answers_400_503_and_429_then_they_are_permanent_transient_and
 
         // THEN it is classified, Retry-After is kept, and the echoed email is not in the reason
         let (kind, reason, delay) = match result {
-            Err(SinkError::Permanent { reason }) => ("permanent", reason, None),
-            Err(SinkError::Transient {
-                reason,
-                retry_after,
-            }) => ("transient", reason, retry_after),
+            Err(e) if e.retryable => ("transient", e.to_string(), e.retry_after),
+            Err(e) => ("permanent", e.to_string(), e.retry_after),
             Ok(delivered) => panic!("{status}: delivered {delivered:?}"),
         };
         assert_eq!(kind, expected, "{status}: {reason}");
@@ -402,9 +399,11 @@ async fn given_hubspot_and_a_caller_without_email_or_phone_then_it_is_permanent_
 
     assert_eq!(
         result,
-        Err(SinkError::permanent(
-            "caller has neither email nor phone; HubSpot needs one to key the contact"
-        ))
+        Err(
+            SinkError::permanent(FailureReason::UnusableData).with_detail(
+                "caller has neither email nor phone; HubSpot needs one to key the contact"
+            )
+        )
     );
     assert!(received(&server).await.is_empty());
 }
@@ -428,7 +427,7 @@ async fn given_hubspot_fails_the_note_with_503_then_the_delivery_is_transient_an
         .await;
 
     assert!(
-        matches!(&result, Err(SinkError::Transient { reason, .. }) if reason.contains("note create") && reason.contains("503")),
+        matches!(&result, Err(e) if e.retryable && e.to_string().contains("note create") && e.status == Some(503)),
         "{result:?}"
     );
 }

@@ -248,7 +248,7 @@ impl<M: Mailer> Sink for EmailSink<M> {
         let message = match self.compose(envelope) {
             Ok(Ok(message)) => message,
             Ok(Err(why)) => return Ok(self.skip(&why)),
-            Err(error) => return Err(SinkError::permanent(error.to_string())),
+            Err(error) => return Err(error.into()),
         };
         self.mailer.send(&message).await?;
         Ok(Delivered::Sent("confirmation email sent".into()))

@@ -10,7 +10,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use nphooks_core::config::{Secret, Settings};
-use nphooks_processor::SinkError;
+use nphooks_processor::{FailureReason, SinkError};
 
 use crate::{Error, Result, config_error};
 
@@ -147,24 +147,26 @@ impl Mailer for SmtpMailer {
         match self.transport.send(message.clone()).await {
             Ok(_) => Ok(()),
             // Server replies may quote the recipient: keep only the code.
-            Err(e) if e.is_permanent() => Err(SinkError::permanent(format!(
-                "SMTP server refused the message ({})",
-                code(&e)
-            ))),
-            Err(e) if e.is_transient() => Err(SinkError::transient(format!(
-                "SMTP server deferred the message ({})",
-                code(&e)
-            ))),
-            Err(e) if e.is_timeout() => Err(SinkError::transient("SMTP server timed out")),
-            Err(_) => Err(SinkError::transient("could not talk to the SMTP server")),
+            Err(e) if e.is_permanent() => Err(with_code(
+                SinkError::permanent(FailureReason::MailRejected),
+                &e,
+            )),
+            Err(e) if e.is_transient() => Err(with_code(
+                SinkError::transient(FailureReason::MailDeferred),
+                &e,
+            )),
+            Err(e) if e.is_timeout() => Err(SinkError::transient(FailureReason::Timeout)),
+            Err(_) => Err(SinkError::transient(FailureReason::ConnectFailed)),
         }
     }
 }
 
-fn code(error: &lettre::transport::smtp::Error) -> String {
-    error
-        .status()
-        .map_or_else(|| "no code".into(), |c| c.to_string())
+/// The SMTP reply code (e.g. 550) as the failure's status; never the reply's text.
+fn with_code(failure: SinkError, error: &lettre::transport::smtp::Error) -> SinkError {
+    match error.status().and_then(|c| c.to_string().parse().ok()) {
+        Some(code) => failure.with_status(code),
+        None => failure,
+    }
 }
 
 /// SES through the official v2 SDK client, sending the same raw MIME.
@@ -184,7 +186,7 @@ impl Mailer for SesMailer {
         let raw = RawMessage::builder()
             .data(Blob::new(message.formatted()))
             .build()
-            .map_err(|e| SinkError::permanent(format!("could not build the SES message: {e}")))?;
+            .map_err(|_| SinkError::permanent(FailureReason::UnusableData))?;
         let result = self
             .client
             .send_email()
@@ -194,20 +196,24 @@ impl Mailer for SesMailer {
         match result {
             Ok(_) => Ok(()),
             Err(error) => {
+                // SES messages can name the recipient: only the class and status travel.
                 let status = error.raw_response().map(|r| r.status().as_u16());
-                let retry = match error.as_service_error() {
-                    Some(e) => {
-                        e.is_too_many_requests_exception()
-                            || e.is_limit_exceeded_exception()
-                            || status.is_some_and(|s| s >= 500)
+                let failure = match error.as_service_error() {
+                    Some(e)
+                        if e.is_too_many_requests_exception()
+                            || e.is_limit_exceeded_exception() =>
+                    {
+                        SinkError::transient(FailureReason::RateLimited)
                     }
-                    None => true, // timeout, connection or response error
+                    Some(_) if status.is_some_and(|s| s >= 500) => {
+                        SinkError::transient(FailureReason::ServerError)
+                    }
+                    Some(_) => SinkError::permanent(FailureReason::MailRejected),
+                    None => SinkError::transient(FailureReason::RequestFailed), // timeout, connection
                 };
-                let what = aws_sdk_sesv2::error::DisplayErrorContext(&error).to_string();
-                Err(if retry {
-                    SinkError::transient(format!("SES: {what}"))
-                } else {
-                    SinkError::permanent(format!("SES: {what}"))
+                Err(match status {
+                    Some(status) => failure.with_status(status),
+                    None => failure,
                 })
             }
         }
@@ -232,6 +238,14 @@ impl Mailer for AnyMailer {
 
 impl From<Error> for SinkError {
     fn from(error: Error) -> Self {
-        SinkError::permanent(error.to_string())
+        match error {
+            Error::Config { .. } | Error::Template(_) => {
+                SinkError::permanent(FailureReason::Misconfigured)
+            }
+            Error::HeaderInjection(header) => {
+                SinkError::permanent(FailureReason::UnusableData).with_detail(header)
+            }
+            Error::Build(_) => SinkError::permanent(FailureReason::UnusableData),
+        }
     }
 }

@@ -335,10 +335,13 @@ fn free_port() -> u16 {
 }
 
 #[tokio::test]
-async fn given_the_smtp_server_is_down_then_the_record_fails_and_succeeds_when_it_returns() {
+async fn given_the_smtp_server_is_down_then_it_is_retried_and_sent_when_it_returns() {
     let moto = Moto::start("email-down").await;
     let port = free_port();
-    let deps = moto.processor_deps(Integration::Email, smtp_sink(port));
+    let mut deps = moto.processor_deps(Integration::Email, smtp_sink(port));
+    let clock = nphooks_core::clock::Clock::manual(std::time::SystemTime::now());
+    deps.clock = clock.clone();
+    deps.config.retry.max_queue_delay = Duration::ZERO;
     let body = call(
         "call_email_down",
         "demo_request",
@@ -347,14 +350,23 @@ async fn given_the_smtp_server_is_down_then_the_record_fails_and_succeeds_when_i
     );
     let queued = envelope_for(&body);
 
-    // WHEN nothing listens THEN the record is reported failed
+    // WHEN nothing listens THEN the record is acknowledged and re-sent as attempt 1
     let response = process_batch(
         &deps,
         sqs_event(vec![sqs_message("down-1", &queued)], PLENTY),
     )
     .await
     .expect("ok");
-    assert_eq!(response.batch_item_failures.len(), 1);
+    assert!(response.batch_item_failures.is_empty());
+    let retries = moto.drain(&moto.queue_urls[&Integration::Email]).await;
+    assert_eq!(retries.len(), 1);
+    let retry = nphooks_testkit::event_source::record_from(&retries[0]);
+    assert_eq!(
+        retry.message_attributes["retry_attempts"]
+            .string_value
+            .as_deref(),
+        Some("1")
+    );
 
     // WHEN the server returns THEN the retry sends it
     let dir = std::env::temp_dir().join(format!("nphooks-maildir-{port}"));
@@ -373,12 +385,10 @@ async fn given_the_smtp_server_is_down_then_the_record_fails_and_succeeds_when_i
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let response = process_batch(
-        &deps,
-        sqs_event(vec![sqs_message("down-2", &queued)], PLENTY),
-    )
-    .await
-    .expect("ok");
+    clock.advance(Duration::from_secs(3600));
+    let response = process_batch(&deps, sqs_event(vec![retry], PLENTY))
+        .await
+        .expect("ok");
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(received(&dir, &message_id(&deps.sink, &body)).len(), 1);
 }
@@ -431,10 +441,7 @@ async fn given_smtp_451_then_the_record_is_retried() {
             "Dana",
         )))
         .await;
-    assert!(
-        matches!(result, Err(nphooks_processor::SinkError::Transient { .. })),
-        "{result:?}"
-    );
+    assert!(matches!(&result, Err(e) if e.retryable), "{result:?}");
 }
 
 #[tokio::test]
@@ -547,10 +554,7 @@ async fn given_ses_rejects_an_unverified_sender_then_the_failure_is_permanent() 
         )))
         .await;
 
-    assert!(
-        matches!(result, Err(nphooks_processor::SinkError::Permanent { .. })),
-        "{result:?}"
-    );
+    assert!(matches!(&result, Err(e) if !e.retryable), "{result:?}");
 }
 
 #[test]

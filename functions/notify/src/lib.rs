@@ -13,7 +13,7 @@ use hmac::{Hmac, Mac};
 use nphooks_core::config::{Secret, Settings};
 use nphooks_core::envelope::Envelope;
 use nphooks_processor::http::{self, OutboundUrl};
-use nphooks_processor::{Delivered, Sink, SinkError};
+use nphooks_processor::{Delivered, FailureReason, Sink, SinkError};
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -115,9 +115,8 @@ impl Sink for NotifySink {
     /// 2xx → sent; 408, 429 (with `Retry-After`), 5xx and network errors → retried;
     /// any other status → DLQ.
     async fn deliver(&self, envelope: &Envelope) -> Result<Delivered, SinkError> {
-        let body = serde_json::to_vec(&notification(envelope)).map_err(|e| {
-            SinkError::permanent(format!("could not serialise the notification: {e}"))
-        })?;
+        let body = serde_json::to_vec(&notification(envelope))
+            .map_err(|_| SinkError::permanent(FailureReason::UnusableData))?;
         let id = webhook_id(envelope.delivery_key.as_str());
         let timestamp = nphooks_core::epoch_seconds(SystemTime::now());
         let signature = self.key.sign(&id, timestamp, &body);
@@ -129,7 +128,7 @@ impl Sink for NotifySink {
             .header(HEADER_WEBHOOK_TIMESTAMP, timestamp.to_string())
             .header(HEADER_WEBHOOK_SIGNATURE, signature)
             .body(body);
-        let reply = http::send(request, &self.url).await?;
+        let reply = http::send(request).await?;
         // Only the status and the (hashed) id: nothing the caller said.
         Ok(Delivered::Sent(format!(
             "notified the sales team ({}, {id})",

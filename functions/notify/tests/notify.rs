@@ -8,7 +8,7 @@ use notify::{NotifySink, notification};
 use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_processor::http::client;
-use nphooks_processor::{Delivered, Sink, SinkError};
+use nphooks_processor::{Delivered, Sink};
 use nphooks_testkit::{demo_request, envelope_for};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -173,7 +173,7 @@ async fn given_the_endpoint_answers_400_then_the_failure_is_permanent() {
     let server = endpoint(400).await;
     let result = sink_for(&server).deliver(&envelope("c400", "Dana")).await;
     assert!(
-        matches!(&result, Err(SinkError::Permanent { reason }) if reason.contains("400")),
+        matches!(&result, Err(e) if !e.retryable && e.status == Some(400)),
         "{result:?}"
     );
 }
@@ -183,7 +183,7 @@ async fn given_the_endpoint_answers_503_then_the_failure_is_transient() {
     let server = endpoint(503).await;
     let result = sink_for(&server).deliver(&envelope("c503", "Dana")).await;
     assert!(
-        matches!(&result, Err(SinkError::Transient { reason, .. }) if reason.contains("503")),
+        matches!(&result, Err(e) if e.retryable && e.status == Some(503)),
         "{result:?}"
     );
 }
@@ -197,9 +197,9 @@ async fn given_the_endpoint_answers_429_with_retry_after_then_it_is_transient_an
         .await;
     let result = sink_for(&server).deliver(&envelope("c429", "Dana")).await;
     assert_eq!(
-        result.map(|_| ()).map_err(|e| match e {
-            SinkError::Transient { retry_after, .. } => retry_after,
-            SinkError::Permanent { reason } => panic!("expected transient: {reason}"),
+        result.map(|_| ()).map_err(|e| {
+            assert!(e.retryable, "expected transient: {e}");
+            e.retry_after
         }),
         Err(Some(Duration::from_secs(7)))
     );

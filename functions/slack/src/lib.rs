@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
+use nphooks_core::rate_limit::RateLimit;
 use nphooks_processor::http::{self, OutboundUrl};
 use nphooks_processor::{Delivered, Sink, SinkError};
 use serde_json::{Value, json};
@@ -66,9 +67,16 @@ impl SlackSink {
     }
 }
 
+/// Slack's incoming webhooks take about one message per second per channel.
+pub const SLACK_RATE_LIMIT: RateLimit = RateLimit::new(1, Duration::from_secs(1));
+
 impl Sink for SlackSink {
     fn timeout(&self) -> Duration {
         Duration::from_secs(8)
+    }
+
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(SLACK_RATE_LIMIT)
     }
 
     /// Slack answers 200 `ok`; 429 (with `Retry-After`) and 5xx are retried; 400
@@ -77,7 +85,7 @@ impl Sink for SlackSink {
     async fn deliver(&self, envelope: &Envelope) -> Result<Delivered, SinkError> {
         let message = slack_message(envelope);
         let request = self.client.post(self.webhook.url().clone()).json(&message);
-        let reply = http::send(request, &self.webhook).await?;
+        let reply = http::send(request).await?;
         Ok(Delivered::Sent(format!(
             "posted to Slack ({})",
             reply.status

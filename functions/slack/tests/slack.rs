@@ -5,7 +5,7 @@ use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::routing::Integration;
 use nphooks_processor::http::{OutboundUrl, client};
-use nphooks_processor::{Delivered, Sink, SinkError};
+use nphooks_processor::{Delivered, Sink};
 use nphooks_testkit::{demo_request, envelope_for, suite};
 use slack::{SlackSink, slack_message};
 use wiremock::matchers::{method, path};
@@ -56,10 +56,10 @@ fn given_a_caller_with_nothing_but_a_call_id_then_the_message_still_renders() {
 async fn given_slack_answers_then_each_is_classified_as_slack_documents_it() {
     let cases = [
         (200, "ok", "sent"),
-        (400, "invalid_payload", "permanent"),
-        (403, "invalid_token", "permanent"),
-        (404, "no_service", "permanent"),
-        (410, "channel_is_archived", "permanent"),
+        (400, "invalid_payload", "permanent invalid_payload"),
+        (403, "invalid_token", "permanent forbidden"),
+        (404, "no_service", "permanent not_found"),
+        (410, "channel_is_archived", "permanent not_found"),
         (429, "rate_limited", "transient"),
         (500, "rollup_error", "transient"),
     ];
@@ -72,16 +72,17 @@ async fn given_slack_answers_then_each_is_classified_as_slack_documents_it() {
             .await;
         let result = sink_for(&server.uri()).deliver(&envelope("Dana")).await;
         let kind = match &result {
-            Ok(Delivered::Sent(_)) => "sent",
-            Ok(Delivered::Skipped(_)) => "skipped",
-            Err(SinkError::Transient { .. }) => "transient",
-            Err(SinkError::Permanent { reason }) => {
-                assert!(reason.contains(body), "{reason}");
+            Ok(Delivered::Sent(_)) => "sent".to_owned(),
+            Ok(Delivered::Skipped(_)) => "skipped".to_owned(),
+            Err(e) if e.retryable => "transient".to_owned(),
+            Err(e) => {
+                let reason = e.to_string();
+                assert_eq!(e.status, Some(status), "{reason}");
                 assert!(
                     !reason.contains("XXXXSECRET"),
                     "the webhook URL is a secret: {reason}"
                 );
-                "permanent"
+                format!("permanent {}", e.reason)
             }
         };
         assert_eq!(kind, expected, "{status} {body}");

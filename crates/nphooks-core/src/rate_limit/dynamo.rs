@@ -1,0 +1,112 @@
+//! The rate limiter as one DynamoDB item per destination (`rate#<destination>` in the
+//! idempotency table): an idle destination is claimed with a conditional write, a busy
+//! one is advanced atomically, so concurrent Lambdas never get the same slot.
+
+use std::time::SystemTime;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+
+use super::{RateLimit, RateLimiter, SLOT_RETENTION, slot_key};
+use crate::clock::{epoch_millis, from_epoch_millis};
+use crate::idempotency::attr;
+use crate::{Error, Result};
+
+/// The attribute holding the next free slot, epoch milliseconds.
+pub const NEXT_SLOT: &str = "next_slot_ms";
+
+/// The rate limiter in the idempotency table.
+#[derive(Debug, Clone)]
+pub struct DynamoRateLimiter {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    /// One reservation at a time per process: DynamoDB serialises writes to an item, but
+    /// the moto server the tests use does not, and a batch's records reserve together.
+    one_at_a_time: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl DynamoRateLimiter {
+    pub fn connect(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        DynamoRateLimiter {
+            client: aws_sdk_dynamodb::Client::new(sdk),
+            table: table.into(),
+            one_at_a_time: std::sync::Arc::default(),
+        }
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> Error {
+        Error::Store {
+            table: self.table.clone(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Milliseconds `cost` requests occupy under `limit`.
+pub(super) fn span_millis(limit: RateLimit, cost: u32) -> u64 {
+    let interval = u64::try_from(limit.interval().as_millis()).unwrap_or(u64::MAX);
+    interval.saturating_mul(u64::from(cost.max(1)))
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+impl RateLimiter for DynamoRateLimiter {
+    async fn reserve(
+        &self,
+        destination: &str,
+        limit: RateLimit,
+        cost: u32,
+        now: SystemTime,
+    ) -> Result<SystemTime> {
+        let _turn = self.one_at_a_time.lock().await;
+        let span = span_millis(limit, cost);
+        let now_ms = epoch_millis(now);
+        let expires = crate::epoch_seconds(now + SLOT_RETENTION);
+        let key = AttributeValue::S(slot_key(destination));
+        // Idle (no slot, or the next slot already passed): start now.
+        let idle = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::KEY, key.clone())
+            .update_expression("SET #next = :after, #expires = :expires")
+            .condition_expression("attribute_not_exists(#next) OR #next <= :now")
+            .expression_attribute_names("#next", NEXT_SLOT)
+            .expression_attribute_names("#expires", attr::EXPIRES_AT)
+            .expression_attribute_values(":after", n(now_ms.saturating_add(span)))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":expires", n(expires))
+            .send()
+            .await;
+        match idle {
+            Ok(_) => return Ok(now),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+            Err(e) => return Err(self.error(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
+        }
+        // Busy: take the next slot atomically.
+        let advanced = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::KEY, key)
+            .update_expression("SET #next = #next + :span, #expires = :expires")
+            .expression_attribute_names("#next", NEXT_SLOT)
+            .expression_attribute_names("#expires", attr::EXPIRES_AT)
+            .expression_attribute_values(":span", n(span))
+            .expression_attribute_values(":expires", n(expires))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| self.error(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+        let next: u64 = advanced
+            .attributes()
+            .and_then(|a| a.get(NEXT_SLOT))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| self.error(format!("{NEXT_SLOT} is not a number")))?;
+        Ok(from_epoch_millis(next.saturating_sub(span)).max(now))
+    }
+}

@@ -1,0 +1,72 @@
+//! The rate limiter in memory: the same slot arithmetic as the DynamoDB item.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use super::{RateLimit, RateLimiter};
+use crate::Result;
+use crate::clock::{epoch_millis, from_epoch_millis};
+use crate::queue::lock;
+
+/// Next free slot (epoch milliseconds) per destination.
+#[derive(Debug, Default)]
+pub struct MemoryRateLimiter {
+    next_slot: Mutex<HashMap<String, u64>>,
+}
+
+impl MemoryRateLimiter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl RateLimiter for MemoryRateLimiter {
+    async fn reserve(
+        &self,
+        destination: &str,
+        limit: RateLimit,
+        cost: u32,
+        now: SystemTime,
+    ) -> Result<SystemTime> {
+        let span = super::dynamo::span_millis(limit, cost);
+        let now = epoch_millis(now);
+        let mut slots = lock(&self.next_slot);
+        let next = slots.entry(destination.to_owned()).or_insert(0);
+        let start = (*next).max(now);
+        *next = start + span;
+        Ok(from_epoch_millis(start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn given_a_busy_destination_then_slots_are_spaced_by_the_interval() {
+        let limiter = MemoryRateLimiter::new();
+        let limit = RateLimit::new(1, Duration::from_secs(1));
+        let now = UNIX_EPOCH + Duration::from_secs(1000);
+        let mut slots = Vec::new();
+        for _ in 0..3 {
+            slots.push(
+                limiter
+                    .reserve("slack", limit, 1, now)
+                    .await
+                    .expect("memory"),
+            );
+        }
+        let secs: Vec<u64> = slots.iter().map(|s| crate::epoch_seconds(*s)).collect();
+        assert_eq!(secs, [1000, 1001, 1002]);
+        // Another destination is not held up; an idle one starts now.
+        assert_eq!(limiter.reserve("crm", limit, 3, now).await.ok(), Some(now));
+        let later = now + Duration::from_secs(60);
+        assert_eq!(
+            limiter.reserve("slack", limit, 1, later).await.ok(),
+            Some(later)
+        );
+    }
+}
