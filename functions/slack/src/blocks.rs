@@ -84,8 +84,8 @@ impl Field {
         Field { label, value }
     }
 
-    /// A caller-supplied field (a custom field), its value kept raw until laid out.
-    fn custom(label: &str, value: &str, max_value: usize) -> Self {
+    /// A field from caller-supplied label and value, escaped here.
+    fn raw(label: &str, value: &str, max_value: usize) -> Self {
         Field {
             label: Mrkdwn::escape(label, LABEL_MAX),
             value: Mrkdwn::escape(value, max_value),
@@ -143,7 +143,7 @@ impl Card {
             ),
         ];
         if let Some(summary) = &self.summary {
-            let field = Field::custom(SUMMARY_LABEL, summary, trim.summary);
+            let field = Field::raw(SUMMARY_LABEL, summary, trim.summary);
             let max = trim.summary.min(limits::SECTION_TEXT);
             blocks.push(json!({"type": "section", "text": field.text(max)}));
         }
@@ -151,7 +151,7 @@ impl Card {
         let fields: Vec<Value> = self
             .custom
             .iter()
-            .map(|(label, value)| Field::custom(label, value, trim.value).text(limits::FIELD_TEXT))
+            .map(|(label, value)| Field::raw(label, value, trim.value).text(limits::FIELD_TEXT))
             .collect();
         // Room for sections between what is already there and the context block.
         let room = limits::BLOCKS.saturating_sub(blocks.len() + 1) * limits::FIELDS_PER_SECTION;
