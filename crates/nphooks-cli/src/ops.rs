@@ -263,6 +263,7 @@ pub async fn replay(
                 dlq_url: queue_url(&sqs, &dlq_name(integration)).await?,
                 source_queue_url: queue_url(&sqs, &queue_name(integration)).await?,
                 allow_http,
+                replay_window: nphooks_core::window::ReplayWindow::from_settings(settings)?,
             },
             store: store.clone(),
             queue: SqsQueue::connect(aws),

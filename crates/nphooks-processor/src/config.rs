@@ -18,6 +18,8 @@ pub struct ProcessorConfig {
     pub source_queue_url: String,
     /// `NPHOOKS_ALLOW_HTTP=1`: `http://` and loopback outbound URLs are allowed (local runs, tests).
     pub allow_http: bool,
+    /// How long effect claims live (`NPHOOKS_REPLAY_WINDOW_HOURS`, shared with the receiver).
+    pub replay_window: nphooks_core::window::ReplayWindow,
 }
 
 impl ProcessorConfig {
@@ -28,6 +30,7 @@ impl ProcessorConfig {
             dlq_url: settings.required(DLQ_URL_VAR)?.to_owned(),
             source_queue_url: settings.required(integration.queue_url_var())?.to_owned(),
             allow_http: allow_http(settings)?,
+            replay_window: nphooks_core::window::ReplayWindow::from_settings(settings)?,
         })
     }
 }

@@ -226,7 +226,11 @@ async fn act<S: IdempotencyStore, Q: Queue, K: Sink>(
             .as_nanos()
     );
     let claim = EffectClaim::new(integration, &envelope.delivery_key, owner);
-    match deps.store.claim_effect(&claim, lease_until, now()).await {
+    match deps
+        .store
+        .claim_effect(&claim, lease_until, now(), deps.config.replay_window)
+        .await
+    {
         Ok(Claim::Claimed) => {}
         Ok(Claim::AlreadyCompleted) => return RecordOutcome::AlreadyDone,
         Ok(Claim::Busy) => {

@@ -129,6 +129,7 @@ impl Moto {
                 dlq_url: self.dlq_urls[&integration].clone(),
                 source_queue_url: self.queue_urls[&integration].clone(),
                 allow_http: true,
+                replay_window: Default::default(),
             },
             store: self.store(),
             queue: self.queue(),
