@@ -240,7 +240,7 @@ mod tests {
         type Pairs = &'static [(&'static str, &'static str)];
         let cases: [(Pairs, &[&str], &str); 9] = [
             (
-                &[(WEBHOOK_SECRETS_VAR, "whsec_k3Jx9PqL2mZt8VwN4rYb,REPLACE_ME")],
+                &[(WEBHOOK_SECRETS_VAR, "k3Jx9PqL2mZt8VwN4rYb,REPLACE_ME")],
                 &[],
                 "NEXTPHONE_WEBHOOK_SECRETS entry 2 holds a placeholder",
             ),
