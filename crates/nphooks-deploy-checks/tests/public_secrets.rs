@@ -184,3 +184,27 @@ fn given_placeholder_or_repository_secrets_then_each_processor_refuses_to_start_
         assert!(!message.contains(value), "{function}: {message}");
     }
 }
+
+#[test]
+fn given_the_placeholders_template_yaml_puts_in_the_secret_then_none_is_accepted_even_locally() {
+    // GIVEN the stack's secret as `sam deploy` creates it
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("template.yaml")).expect("template.yaml");
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
+    let secret = template["Resources"]["AppSecret"]["Properties"]["SecretString"]
+        .as_str()
+        .expect("AppSecret SecretString");
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(secret).expect("a JSON object");
+    // THEN every value it pre-fills is refused as a placeholder, so nothing starts on it
+    let mut filled = 0;
+    for (key, value) in &object {
+        let value = value.as_str().expect("string");
+        if value.is_empty() {
+            continue;
+        }
+        filled += 1;
+        assert!(public_secret_problem(value, true).is_some(), "{key}");
+    }
+    assert!(filled >= 4, "the template pre-fills {filled} values");
+}
