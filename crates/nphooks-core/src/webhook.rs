@@ -1,8 +1,11 @@
 //! The NextPhone webhook: a typed view of the known fields, plus the sender's JSON kept
 //! byte-for-byte so unknown fields reach the processors untouched.
 
+mod read;
+
 use serde_json::{Map, Value};
 
+use self::read::{Reader, read_timestamp};
 use crate::{Error, Result};
 
 /// The six events NextPhone documents.
@@ -183,34 +186,6 @@ impl Webhook {
     }
 }
 
-fn read_timestamp(
-    value: Option<&Value>,
-    drift: &mut Vec<&'static str>,
-) -> (Option<String>, Option<u64>) {
-    match value {
-        None | Some(Value::Null) => (None, None),
-        Some(Value::String(text)) => {
-            match aws_smithy_types::DateTime::from_str(
-                text,
-                aws_smithy_types::date_time::Format::DateTime,
-            ) {
-                Ok(at) => (
-                    Some(text.clone()),
-                    Some(u64::try_from(at.secs()).unwrap_or(0)),
-                ),
-                Err(_) => {
-                    drift.push("timestamp");
-                    (None, None)
-                }
-            }
-        }
-        Some(_) => {
-            drift.push("timestamp");
-            (None, None)
-        }
-    }
-}
-
 impl CallData {
     fn from_value(value: &Value, drift: &mut Vec<&'static str>) -> Result<Self> {
         let Value::Object(data) = value else {
@@ -260,59 +235,6 @@ impl CallData {
             to_number: read.string(data, "to_number", "data.to_number"),
             custom_fields,
         })
-    }
-}
-
-/// Reads optional fields, noting each one whose type was unexpected.
-struct Reader<'a> {
-    drift: &'a mut Vec<&'static str>,
-}
-
-impl Reader<'_> {
-    fn drifted(&mut self, path: &'static str) {
-        self.drift.push(path);
-    }
-
-    /// A string; a number becomes its decimal text; anything else is absent.
-    fn string(
-        &mut self,
-        object: &Map<String, Value>,
-        key: &str,
-        path: &'static str,
-    ) -> Option<String> {
-        match object.get(key) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => {
-                self.drifted(path);
-                Some(n.to_string())
-            }
-            Some(_) => {
-                self.drifted(path);
-                None
-            }
-        }
-    }
-
-    /// A non-negative number, or a string holding one (`"180"`); anything else is absent.
-    fn duration(&mut self, value: Option<&Value>) -> Option<f64> {
-        let seconds = match value {
-            None | Some(Value::Null) => return None,
-            Some(Value::Number(n)) => n.as_f64().filter(|s| *s >= 0.0),
-            Some(Value::String(s)) => {
-                self.drifted("data.duration_seconds");
-                return s
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| s.is_finite() && *s >= 0.0);
-            }
-            Some(_) => None,
-        };
-        if seconds.is_none() {
-            self.drifted("data.duration_seconds");
-        }
-        seconds
     }
 }
 
