@@ -261,6 +261,7 @@ pub async fn replay(
         let deps = ProcessorDeps {
             config: ProcessorConfig {
                 allow_http,
+                replay_window: nphooks_core::window::ReplayWindow::from_settings(settings)?,
                 ..ProcessorConfig::local(
                     integration,
                     &table,

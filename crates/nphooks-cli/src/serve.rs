@@ -195,6 +195,7 @@ pub fn with_local_defaults(settings: &Settings, aws: bool) -> Settings {
         }
     };
     default("NEXTPHONE_WEBHOOK_SECRETS", TEST_WEBHOOK_SECRET.to_owned());
+    default("NPHOOKS_ALLOW_HTTP", "1".to_owned());
     default("IDEMPOTENCY_TABLE", default_table());
     if !aws {
         for integration in Integration::ALL {
@@ -346,6 +347,7 @@ where
         let deps = Arc::new(ProcessorDeps {
             config: ProcessorConfig {
                 allow_http,
+                replay_window: receiver_config.replay_window,
                 ..ProcessorConfig::local(
                     integration,
                     &receiver_config.idempotency_table,

@@ -18,6 +18,11 @@ impl Clock {
         Clock::System
     }
 
+    /// A clock that stays at `at` (a manual clock nobody moves).
+    pub fn fixed(at: SystemTime) -> Self {
+        Self::manual(at)
+    }
+
     /// A clock that starts at `start` and moves only when told.
     pub fn manual(start: SystemTime) -> Self {
         Clock::Manual(Arc::new(Mutex::new(start)))

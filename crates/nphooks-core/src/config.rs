@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use crate::routing::{Integration, ROUTES_VAR, RoutingTable};
 use crate::signature::WebhookAuth;
+use crate::window::ReplayWindow;
 use crate::{Error, Result};
 
 pub const WEBHOOK_SECRETS_VAR: &str = "NEXTPHONE_WEBHOOK_SECRETS";
@@ -146,24 +147,15 @@ pub struct ReceiverConfig {
     pub queue_urls: BTreeMap<Integration, String>,
     pub routes: RoutingTable,
     pub max_body_bytes: usize,
+    /// How long delivery records live, and the oldest `timestamp` accepted.
+    pub replay_window: ReplayWindow,
 }
 
 impl ReceiverConfig {
     pub fn from_settings(settings: &Settings) -> Result<Self> {
-        let secrets: Vec<Secret> = settings
-            .required(WEBHOOK_SECRETS_VAR)?
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(Secret::new)
-            .collect();
-        if secrets.is_empty() {
-            return Err(Error::Config {
-                name: WEBHOOK_SECRETS_VAR,
-                problem: "holds no secret (expected a comma-separated list)".into(),
-            });
-        }
-        let api_key = settings.optional(API_KEY_VAR).map(Secret::new);
+        let local_mode = settings.local_mode()?;
+        let secrets = settings.secret_list(WEBHOOK_SECRETS_VAR, local_mode)?;
+        let api_key = settings.secret(API_KEY_VAR, local_mode)?.map(Secret::new);
 
         let routes = match settings.optional(ROUTES_VAR) {
             Some(json) => RoutingTable::from_json(json)?,
@@ -200,6 +192,7 @@ impl ReceiverConfig {
             queue_urls,
             routes,
             max_body_bytes,
+            replay_window: ReplayWindow::from_settings(settings)?,
         })
     }
 }
@@ -217,6 +210,7 @@ mod tests {
             ("EMAIL_QUEUE_URL", "https://sqs/email"),
             ("SLACK_QUEUE_URL", "https://sqs/slack"),
             ("NOTIFY_QUEUE_URL", "https://sqs/notify"),
+            ("NPHOOKS_ALLOW_HTTP", "1"),
         ]
     }
 
@@ -244,7 +238,22 @@ mod tests {
     #[test]
     fn given_missing_or_bad_values_then_the_error_names_the_variable() {
         type Pairs = &'static [(&'static str, &'static str)];
-        let cases: [(Pairs, &[&str], &str); 6] = [
+        let cases: [(Pairs, &[&str], &str); 9] = [
+            (
+                &[(WEBHOOK_SECRETS_VAR, "k3Jx9PqL2mZt8VwN4rYb,REPLACE_ME")],
+                &[],
+                "NEXTPHONE_WEBHOOK_SECRETS entry 2 holds a placeholder",
+            ),
+            (
+                &[],
+                &["NPHOOKS_ALLOW_HTTP"],
+                "NEXTPHONE_API_KEY holds a value published in the nphooks repository",
+            ),
+            (
+                &[("NPHOOKS_REPLAY_WINDOW_HOURS", "24")],
+                &[],
+                "NPHOOKS_REPLAY_WINDOW_HOURS must be from 26 hours",
+            ),
             (
                 &[],
                 &[WEBHOOK_SECRETS_VAR],

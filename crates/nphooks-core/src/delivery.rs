@@ -4,11 +4,22 @@
 //! for events that can repeat within one call (`message.collected`, `data.collected`).
 //! The key never depends on the body's bytes, so a retry that re-serialises the same
 //! data still deduplicates.
+//!
+//! A key longer than [`MAX_DELIVERY_KEY_BYTES`] (a `call_id` can be any length) is
+//! stored as its first [`HASHED_KEY_PREFIX_BYTES`] bytes, kept readable for logs, then
+//! `#sha256:` and the SHA-256 of the whole key: no key exceeds 256 bytes, so
+//! `integration#delivery_key` stays far inside DynamoDB's 2,048-byte partition key and
+//! the envelope far inside SQS's message size.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::webhook::{Event, Webhook};
+
+/// The longest delivery key stored as it is.
+pub const MAX_DELIVERY_KEY_BYTES: usize = 256;
+/// How much of a longer key is kept, readable, before its hash.
+pub const HASHED_KEY_PREFIX_BYTES: usize = 160;
 
 /// Identifies one delivery of one webhook event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -18,13 +29,19 @@ impl DeliveryKey {
     pub fn for_webhook(webhook: &Webhook) -> Self {
         let event = webhook.event.name();
         let call_id = &webhook.data.call_id;
-        match webhook.event {
+        let full = match webhook.event {
             Event::Known(kind) if kind.repeats_within_call() => {
                 let digest = Sha256::digest(canonical_json(webhook.data_value()));
-                DeliveryKey(format!("{event}#{call_id}#{}", hex::encode(&digest[..8])))
+                format!("{event}#{call_id}#{}", hex::encode(&digest[..8]))
             }
-            _ => DeliveryKey(format!("{event}#{call_id}")),
-        }
+            _ => format!("{event}#{call_id}"),
+        };
+        DeliveryKey(bounded(full))
+    }
+
+    /// Whether the key is a prefix plus the hash of a longer one.
+    pub fn is_hashed(&self) -> bool {
+        self.0.len() > HASHED_KEY_PREFIX_BYTES && self.0.contains("#sha256:")
     }
 
     /// A key read back from storage or an envelope.
@@ -41,6 +58,22 @@ impl std::fmt::Display for DeliveryKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// `key` itself when short enough, else its readable prefix and the SHA-256 of all of it.
+fn bounded(key: String) -> String {
+    if key.len() <= MAX_DELIVERY_KEY_BYTES {
+        return key;
+    }
+    let mut cut = HASHED_KEY_PREFIX_BYTES;
+    while !key.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}#sha256:{}",
+        &key[..cut],
+        hex::encode(Sha256::digest(key.as_bytes()))
+    )
 }
 
 /// SHA-256 of the body as received, hex: tells a true retry from a different payload
@@ -120,6 +153,28 @@ mod tests {
         assert_eq!(a.len(), "data.collected#c1#".len() + 16);
         assert_eq!(a, reordered);
         assert_ne!(a, other);
+    }
+
+    #[test]
+    fn given_a_3000_character_call_id_then_the_key_is_bounded_readable_and_still_distinct() {
+        let long = |last: char| {
+            let call_id = format!("{}{last}", "é".repeat(1500));
+            key(&format!(
+                r#"{{"event":"call.ended","data":{{"call_id":"{call_id}"}}}}"#
+            ))
+        };
+        let (a, b) = (long('a'), long('b'));
+        assert!(
+            a.len() <= HASHED_KEY_PREFIX_BYTES + "#sha256:".len() + 64,
+            "{}",
+            a.len()
+        );
+        assert!(a.starts_with("call.ended#éé"), "{a}");
+        assert_ne!(a, b, "keys differing only at the end stay distinct");
+        assert_eq!(a, long('a'));
+        assert!(DeliveryKey(a).is_hashed());
+        let short = key(r#"{"event":"call.ended","data":{"call_id":"c1"}}"#);
+        assert!(!DeliveryKey(short).is_hashed());
     }
 
     #[test]

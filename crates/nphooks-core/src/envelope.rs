@@ -10,6 +10,11 @@ use crate::webhook::Webhook;
 use crate::{Error, Result};
 
 pub const ENVELOPE_VERSION: u32 = 1;
+/// The longest message attribute value written, in characters. SQS counts attributes
+/// against the message size; these only label the message.
+pub const MAX_ATTRIBUTE_CHARS: usize = 256;
+/// `failure_reason` may be longer, to stay readable.
+pub const MAX_REASON_CHARS: usize = 1000;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Wire {
@@ -43,10 +48,13 @@ impl QueueMessage {
                 .expect("a parsed webhook's raw text is valid JSON"),
         };
         let body = serde_json::to_string(&wire).expect("an envelope always serialises");
-        let mut attributes = vec![("event", wire.event)];
-        if let Some(call_type) = webhook.data.call_type.as_ref().filter(|t| !t.is_empty()) {
-            attributes.push(("call_type", call_type.clone()));
-        }
+        let attributes = [
+            ("event", Some(wire.event.as_str())),
+            ("call_type", webhook.data.call_type.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, attribute_value(value?, MAX_ATTRIBUTE_CHARS)?)))
+        .collect();
         QueueMessage { body, attributes }
     }
 
@@ -58,15 +66,17 @@ impl QueueMessage {
         reason: &str,
         source_message_id: &str,
     ) -> Self {
-        // SQS attribute values are limited to the message size; keep reasons readable.
-        let reason: String = reason.chars().take(1000).collect();
+        let attributes = [
+            ("integration", integration, MAX_ATTRIBUTE_CHARS),
+            ("failure_reason", reason, MAX_REASON_CHARS),
+            ("source_message_id", source_message_id, MAX_ATTRIBUTE_CHARS),
+        ]
+        .into_iter()
+        .filter_map(|(name, value, cap)| Some((name, attribute_value(value, cap)?)))
+        .collect();
         QueueMessage {
             body: original_body.to_owned(),
-            attributes: vec![
-                ("integration", integration.to_owned()),
-                ("failure_reason", reason),
-                ("source_message_id", source_message_id.to_owned()),
-            ],
+            attributes,
         }
     }
 
@@ -95,7 +105,22 @@ impl QueueMessage {
     }
 }
 
-/// A queue message read back by a processor: envelope checked, webhook parsed and validated.
+/// `value` as SQS accepts it in a message attribute: characters outside #x9, #xA, #xD,
+/// #x20–#xD7FF, #xE000–#xFFFD and #x10000–#x10FFFF removed, at most `cap` characters;
+/// `None` when nothing is left (an empty attribute value is refused too).
+pub fn attribute_value(value: &str, cap: usize) -> Option<String> {
+    let clean: String = value
+        .chars()
+        .filter(|c| {
+            matches!(*c as u32, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
+        })
+        .take(cap)
+        .collect();
+    (!clean.trim().is_empty()).then_some(clean)
+}
+
+/// A queue message read back by a processor: envelope checked, webhook parsed with the
+/// receiver's tolerant reader (its drift was counted once, at the receiver).
 #[derive(Debug, Clone)]
 pub struct Envelope {
     pub delivery_key: DeliveryKey,
@@ -162,6 +187,28 @@ mod tests {
         let decoded = Envelope::decode(message.body()).expect("decodes");
         assert_eq!(decoded.delivery_key, key);
         assert_eq!(decoded.webhook.raw().as_bytes(), body);
+    }
+
+    #[test]
+    fn given_attribute_values_sqs_refuses_then_they_are_cleaned_or_dropped_and_the_body_kept() {
+        let body = "{\"event\":\"call.ended\",\"data\":{\"call_id\":\"c1\",\"call_type\":\"demo\\u0000\\uffffrequest\"}}";
+        let message = crate::samples::queue_message(body);
+        assert_eq!(
+            message.attributes(),
+            &[
+                ("event", "call.ended".to_owned()),
+                ("call_type", "demorequest".to_owned())
+            ]
+        );
+        assert!(message.body().contains(body), "{}", message.body());
+        assert_eq!(attribute_value("\u{1}\u{2}", 10), None);
+        assert_eq!(
+            attribute_value(&"x".repeat(5000), 256).map(|v| v.len()),
+            Some(256)
+        );
+        let dead = QueueMessage::dead_letter("{}", "crm", &"r".repeat(3000), "\u{0}");
+        assert_eq!(dead.attributes().len(), 2);
+        assert_eq!(dead.attributes()[1].1.len(), MAX_REASON_CHARS);
     }
 
     #[test]

@@ -34,9 +34,25 @@ pub enum Error {
     #[error("idempotency table {table}: {message}")]
     Store { table: String, message: String },
 
+    /// The idempotency table refused a request as invalid (a DynamoDB
+    /// `ValidationException`): a bug to fix, not an outage to ride out.
+    #[error("idempotency table {table} refused the request: {message}")]
+    StoreRejected { table: String, message: String },
+
     /// A message could not be sent to a queue.
     #[error("queue {queue}: {message}")]
     Queue { queue: String, message: String },
+}
+
+impl Error {
+    /// What is wrong, without the variable's name when it is a `Config` error: for crates
+    /// with their own configuration error type.
+    pub fn problem(&self) -> String {
+        match self {
+            Error::Config { problem, .. } => problem.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

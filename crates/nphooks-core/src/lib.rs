@@ -5,7 +5,9 @@
 //! - [`delivery`]: delivery keys and payload hashes;
 //! - [`routing`]: the declarative routing table;
 //! - [`envelope`]: the versioned queue message;
-//! - [`config`]: typed configuration read once at start;
+//! - [`config`]: typed configuration read once at start; [`secrets`]: secret values,
+//!   refusing placeholders and values published in the repository;
+//! - [`window`]: the replay window (record lifetimes, stale webhooks) and the clock seam;
 //! - [`idempotency`] and [`queue`]: the two ports, each with a real and an in-memory adapter;
 //! - [`clock`]: the time port; [`rate_limit`]: per-destination limits shared by every Lambda;
 //! - [`samples`]: realistic, signed sample webhooks (the source of `events/`).
@@ -21,8 +23,10 @@ pub mod queue;
 pub mod rate_limit;
 pub mod routing;
 pub mod samples;
+pub mod secrets;
 pub mod signature;
 pub mod webhook;
+pub mod window;
 
 pub use error::{Error, Result};
 
@@ -42,8 +46,13 @@ pub fn rfc3339(at: std::time::SystemTime) -> String {
 /// Emits one CloudWatch Embedded Metric Format line (namespace `nphooks`, dimension
 /// `Function`): a count of 1 for `metric`. Lambda passes JSON log lines through as they
 /// are, and CloudWatch turns this one into a metric; locally it is just a log line.
-#[allow(clippy::print_stdout)]
 pub fn emit_count(function: &str, metric: &str) {
+    emit_metric(function, metric, 1);
+}
+
+/// [`emit_count`] with a count of `value`.
+#[allow(clippy::print_stdout)]
+pub fn emit_metric(function: &str, metric: &str, value: u64) {
     let timestamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
@@ -57,7 +66,7 @@ pub fn emit_count(function: &str, metric: &str) {
             }]
         },
         "Function": function,
-        metric: 1
+        metric: value
     });
     println!("{line}");
 }

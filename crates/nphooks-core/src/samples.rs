@@ -20,9 +20,12 @@ pub const TEST_API_KEY: &str = "np_live_nphooks_test_only";
 pub const WEBHOOK_PATH: &str = "/webhook/nextphone";
 
 const CALL_ID: &str = "call_8f14e45fceea167a";
-const TIMESTAMP: &str = "2026-11-26T15:30:00Z";
+/// The `timestamp` of the stale sample: older than any replay window the receiver accepts.
+pub const STALE_TIMESTAMP: &str = "2020-01-02T15:30:00Z";
 
 /// A realistic body for each event; `call.ended` is the demo request of the design's flow.
+/// The samples carry no `timestamp` (the sender may omit it), so that the files under
+/// `events/` never age past the receiver's replay window; `call_ended_stale.json` has one.
 pub fn webhook_body(kind: EventKind) -> Value {
     let caller = json!({"phone": "+15551234567", "name": "Dana Whitfield", "email": "dana.whitfield@example.com"});
     let data = match kind {
@@ -49,7 +52,7 @@ pub fn webhook_body(kind: EventKind) -> Value {
             "transcript": "AI: Thanks for calling Acme. How can I help?\nCaller: I'd like a demo of your routing product."
         }),
     };
-    json!({"event": kind.as_str(), "timestamp": TIMESTAMP, "data": data})
+    json!({"event": kind.as_str(), "data": data})
 }
 
 /// `call.ended` data for a call type (`demo_request`, `quote_request`, `emergency`, …).
@@ -172,7 +175,7 @@ pub fn receiver_samples() -> Vec<SampleEvent> {
         ("quote_request", "crm, email, slack and notify"),
         ("emergency", "slack and notify"),
     ] {
-        let body = json!({"event": "call.ended", "timestamp": TIMESTAMP, "data": call_ended_data(call_type)});
+        let body = json!({"event": "call.ended", "data": call_ended_data(call_type)});
         let mut body = body;
         body["data"]["call_id"] = json!(format!("call_{call_type}_5e1c"));
         samples.push(SampleEvent {
@@ -193,6 +196,17 @@ pub fn receiver_samples() -> Vec<SampleEvent> {
         expected_status: 200,
         expected_outcome: "accepted",
         event: post(&base64_body, Delivery::SignedBase64),
+    });
+    let mut stale = webhook_body(EventKind::CallEnded);
+    stale["timestamp"] = json!(STALE_TIMESTAMP);
+    samples.push(SampleEvent {
+        file_name: "call_ended_stale.json".into(),
+        description: format!(
+            "call.ended signed, but sent at {STALE_TIMESTAMP}, older than the replay window: ignored as stale, nothing enqueued"
+        ),
+        expected_status: 200,
+        expected_outcome: "ignored",
+        event: post(&stale, Delivery::Signed),
     });
     samples.push(SampleEvent {
         file_name: "bad_signature.json".into(),

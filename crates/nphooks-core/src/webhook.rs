@@ -1,8 +1,11 @@
 //! The NextPhone webhook: a typed view of the known fields, plus the sender's JSON kept
 //! byte-for-byte so unknown fields reach the processors untouched.
 
+mod read;
+
 use serde_json::{Map, Value};
 
+use self::read::{Reader, read_timestamp};
 use crate::{Error, Result};
 
 /// The six events NextPhone documents.
@@ -92,22 +95,31 @@ pub struct CallData {
     pub custom_fields: Map<String, Value>,
 }
 
-/// A parsed, validated NextPhone webhook.
+/// A parsed NextPhone webhook, read tolerantly (see [`Webhook::parse`]).
 #[derive(Debug, Clone)]
 pub struct Webhook {
     pub event: Event,
+    /// `timestamp` when it is an RFC 3339 date-time; otherwise absent (and counted as drift).
     pub timestamp: Option<String>,
     pub data: CallData,
     /// `data` exactly as parsed (unknown fields included), for hashing and routing.
     data_value: Value,
     /// The body as received, surrounding whitespace trimmed.
     raw: String,
+    /// Paths of optional fields whose type was unexpected (read as absent or coerced).
+    drift: Vec<&'static str>,
+    /// `timestamp` in seconds since the Unix epoch.
+    sent_at: Option<u64>,
 }
 
 impl Webhook {
-    /// Parses and validates a body: JSON object, `event` a non-empty string, `data` an
-    /// object whose `call_id` is a non-empty string, every other known field absent,
-    /// null or of its documented type.
+    /// Parses a body as a tolerant reader. Refused only when the body is not a JSON
+    /// object, or has no usable `event` (a non-empty string) or `data.call_id` (a
+    /// non-empty string, or a number read as its decimal text). Every other known field
+    /// of an unexpected type is read as absent, or coerced when that loses nothing (a
+    /// number for a string field, `"180"` for `duration_seconds`, `[]` for
+    /// `custom_fields`), and its path is listed in [`Webhook::drift`]. The body itself
+    /// is kept byte-for-byte whatever was read from it.
     pub fn parse(body: &[u8]) -> Result<Self> {
         let text = std::str::from_utf8(body)
             .map_err(|e| Error::MalformedJson(format!("body is not UTF-8: {e}")))?
@@ -132,13 +144,14 @@ impl Webhook {
             }
             Some(_) => return Err(wrong("event", "a string")),
         };
-        let timestamp = opt_string(&root, "timestamp", "timestamp")?;
         let data_value = match root.remove("data") {
             None | Some(Value::Null) => return Err(Error::MissingField("data.call_id")),
             Some(v @ Value::Object(_)) => v,
             Some(_) => return Err(wrong("data", "an object")),
         };
-        let data = CallData::from_value(&data_value)?;
+        let mut drift = Vec::new();
+        let (timestamp, sent_at) = read_timestamp(root.get("timestamp"), &mut drift);
+        let data = CallData::from_value(&data_value, &mut drift)?;
 
         Ok(Webhook {
             event,
@@ -146,6 +159,8 @@ impl Webhook {
             data,
             data_value,
             raw: text.to_owned(),
+            drift,
+            sent_at,
         })
     }
 
@@ -158,10 +173,21 @@ impl Webhook {
     pub fn raw(&self) -> &str {
         &self.raw
     }
+
+    /// The paths of the fields read as absent or coerced (`data.duration_seconds`, …).
+    /// Never their values.
+    pub fn drift(&self) -> &[&'static str] {
+        &self.drift
+    }
+
+    /// When the sender says it sent the webhook, in seconds since the Unix epoch.
+    pub fn sent_at(&self) -> Option<u64> {
+        self.sent_at
+    }
 }
 
 impl CallData {
-    fn from_value(value: &Value) -> Result<Self> {
+    fn from_value(value: &Value, drift: &mut Vec<&'static str>) -> Result<Self> {
         let Value::Object(data) = value else {
             return Err(wrong("data", "an object"));
         };
@@ -171,52 +197,44 @@ impl CallData {
                 return Err(Error::MissingField("data.call_id"));
             }
             Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => {
+                drift.push("data.call_id");
+                n.to_string()
+            }
             Some(_) => return Err(wrong("data.call_id", "a string")),
         };
+        let mut read = Reader { drift };
         let caller = match data.get("caller") {
             None | Some(Value::Null) => Caller::default(),
             Some(Value::Object(c)) => Caller {
-                phone: opt_string(c, "phone", "data.caller.phone")?,
-                name: opt_string(c, "name", "data.caller.name")?,
-                email: opt_string(c, "email", "data.caller.email")?,
+                phone: read.string(c, "phone", "data.caller.phone"),
+                name: read.string(c, "name", "data.caller.name"),
+                email: read.string(c, "email", "data.caller.email"),
             },
-            Some(_) => return Err(wrong("data.caller", "an object")),
+            Some(_) => {
+                read.drifted("data.caller");
+                Caller::default()
+            }
         };
-        let duration_seconds = match data.get("duration_seconds") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => match n.as_f64() {
-                Some(secs) if secs >= 0.0 => Some(secs),
-                _ => return Err(wrong("data.duration_seconds", "a non-negative number")),
-            },
-            Some(_) => return Err(wrong("data.duration_seconds", "a non-negative number")),
-        };
+        let duration_seconds = read.duration(data.get("duration_seconds"));
         let custom_fields = match data.get("custom_fields") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(fields)) => fields.clone(),
-            Some(_) => return Err(wrong("data.custom_fields", "an object")),
+            Some(_) => {
+                read.drifted("data.custom_fields");
+                Map::new()
+            }
         };
         Ok(CallData {
             call_id,
             caller,
-            call_type: opt_string(data, "call_type", "data.call_type")?,
+            call_type: read.string(data, "call_type", "data.call_type"),
             duration_seconds,
-            transcript: opt_string(data, "transcript", "data.transcript")?,
-            ai_summary: opt_string(data, "ai_summary", "data.ai_summary")?,
-            to_number: opt_string(data, "to_number", "data.to_number")?,
+            transcript: read.string(data, "transcript", "data.transcript"),
+            ai_summary: read.string(data, "ai_summary", "data.ai_summary"),
+            to_number: read.string(data, "to_number", "data.to_number"),
             custom_fields,
         })
-    }
-}
-
-fn opt_string(
-    object: &Map<String, Value>,
-    key: &str,
-    path: &'static str,
-) -> Result<Option<String>> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(wrong(path, "a string")),
     }
 }
 
@@ -269,5 +287,68 @@ mod tests {
         let hook = Webhook::parse(br#"{"event":"call.teleported","data":{"call_id":"c1"}}"#)
             .expect("valid");
         assert_eq!(hook.event, Event::Unknown("call.teleported".into()));
+    }
+
+    #[test]
+    fn given_drifted_optional_fields_when_parsed_then_they_are_coerced_or_absent_and_listed() {
+        let body = br#"{"event":"call.ended","timestamp":"yesterday","data":{"call_id":12345,"caller":{"name":42,"phone":true,"email":"a@b.example"},"call_type":["x"],"duration_seconds":"180","custom_fields":[],"ai_summary":{"a":1}}}"#;
+        let hook = Webhook::parse(body).expect("read tolerantly");
+        assert_eq!(hook.data.call_id, "12345");
+        assert_eq!(hook.data.caller.name.as_deref(), Some("42"));
+        assert_eq!(hook.data.caller.phone, None);
+        assert_eq!(hook.data.caller.email.as_deref(), Some("a@b.example"));
+        assert_eq!(hook.data.call_type, None);
+        assert_eq!(hook.data.duration_seconds, Some(180.0));
+        assert!(hook.data.custom_fields.is_empty());
+        assert_eq!(hook.data.ai_summary, None);
+        assert_eq!((hook.timestamp.as_deref(), hook.sent_at()), (None, None));
+        let mut drift = hook.drift().to_vec();
+        drift.sort_unstable();
+        assert_eq!(
+            drift,
+            [
+                "data.ai_summary",
+                "data.call_id",
+                "data.call_type",
+                "data.caller.name",
+                "data.caller.phone",
+                "data.custom_fields",
+                "data.duration_seconds",
+                "timestamp"
+            ]
+        );
+        assert_eq!(hook.raw().as_bytes(), body);
+    }
+
+    #[test]
+    fn given_well_typed_fields_when_parsed_then_no_drift_and_the_timestamp_is_read() {
+        let hook = Webhook::parse(
+            br#"{"event":"call.ended","timestamp":"2026-11-26T15:30:00Z","data":{"call_id":"c1","duration_seconds":0}}"#,
+        )
+        .expect("valid");
+        assert!(hook.drift().is_empty(), "{:?}", hook.drift());
+        assert_eq!(hook.sent_at(), Some(1_795_707_000));
+    }
+
+    #[test]
+    fn given_no_usable_event_or_call_id_when_parsed_then_the_error_names_the_field() {
+        let cases = [
+            (r#"[1]"#, "expected a JSON object"),
+            (r#"{"event":5,"data":{"call_id":"c"}}"#, "`event`"),
+            (r#"{"event":"","data":{"call_id":"c"}}"#, "`event`"),
+            (r#"{"event":"call.ended","data":[]}"#, "`data`"),
+            (
+                r#"{"event":"call.ended","data":{"call_id":[]}}"#,
+                "`data.call_id`",
+            ),
+            (
+                r#"{"event":"call.ended","data":{"call_id":" "}}"#,
+                "`data.call_id`",
+            ),
+        ];
+        for (body, expected) in cases {
+            let message = Webhook::parse(body.as_bytes()).expect_err(body).to_string();
+            assert!(message.contains(expected), "{body}: {message}");
+        }
     }
 }

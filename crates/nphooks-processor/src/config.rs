@@ -5,6 +5,7 @@ use std::time::Duration;
 use nphooks_core::config::{IDEMPOTENCY_TABLE_VAR, Settings};
 use nphooks_core::rate_limit::RateLimit;
 use nphooks_core::routing::Integration;
+use nphooks_core::window::ReplayWindow;
 
 use crate::Result;
 use crate::retry::RetryPolicy;
@@ -31,15 +32,19 @@ pub struct ProcessorConfig {
     pub retry: RetryPolicy,
     /// `None`: the sink's own default; `Some(None)`: no limit; `Some(Some(l))`: `l`.
     pub rate_limit: Option<Option<RateLimit>>,
+    /// How long effect claims live (`NPHOOKS_REPLAY_WINDOW_HOURS`, shared with the receiver).
+    pub replay_window: ReplayWindow,
 }
 
 impl ProcessorConfig {
     pub fn from_settings(settings: &Settings, integration: Integration) -> Result<Self> {
+        let replay_window = ReplayWindow::from_settings(settings)?;
+        let window_hours = replay_window.as_secs() / 3600;
+        let horizon_hours = number(settings, RETRY_HORIZON_VAR, 1, window_hours)?.unwrap_or(24);
         let retry = RetryPolicy {
-            horizon: Duration::from_secs(
-                3600 * number(settings, RETRY_HORIZON_VAR, 1, 144)?.unwrap_or(24),
-            ),
+            horizon: Duration::from_secs(3600 * horizon_hours.min(window_hours)),
             base: Duration::from_secs(number(settings, RETRY_BASE_VAR, 1, 900)?.unwrap_or(30)),
+            max_message_age: Duration::from_secs(replay_window.as_secs()),
             ..RetryPolicy::default()
         };
         Ok(ProcessorConfig {
@@ -49,6 +54,7 @@ impl ProcessorConfig {
             source_queue_url: settings.required(integration.queue_url_var())?.to_owned(),
             allow_http: allow_http(settings)?,
             retry,
+            replay_window,
             rate_limit: settings
                 .optional(RATE_LIMIT_VAR)
                 .map(|text| RateLimit::parse(RATE_LIMIT_VAR, text))
@@ -67,6 +73,7 @@ impl ProcessorConfig {
             allow_http: true,
             retry: RetryPolicy::default(),
             rate_limit: None,
+            replay_window: ReplayWindow::default(),
         }
     }
 }

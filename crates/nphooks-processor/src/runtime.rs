@@ -264,7 +264,12 @@ where
     let claim = EffectClaim::new(integration.as_str(), &envelope.delivery_key, owner);
     match deps
         .store
-        .claim_effect(&claim, lease_until, epoch_seconds(now))
+        .claim_effect(
+            &claim,
+            lease_until,
+            epoch_seconds(now),
+            deps.config.replay_window,
+        )
         .await
     {
         Ok(Claim::Claimed) => {}

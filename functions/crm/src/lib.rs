@@ -92,7 +92,7 @@ impl CrmSink {
             (CrmProvider::Generic, None) => settings.required(CRM_API_URL_VAR)?,
         };
         let url = OutboundUrl::parse(CRM_API_URL_VAR, url, allow_http, false)?;
-        let token = settings.required(CRM_API_TOKEN_VAR)?;
+        let token = settings.required_secret(CRM_API_TOKEN_VAR, allow_http)?;
         // Checked here so a bad token stops start-up instead of failing every delivery.
         if !token.chars().all(|c| c.is_ascii_graphic()) {
             return Err(config_error(

@@ -85,7 +85,9 @@ impl SmtpSettings {
         };
         let credentials = match (
             settings.optional(SMTP_USERNAME_VAR),
-            settings.optional(SMTP_PASSWORD_VAR),
+            settings
+                .secret(SMTP_PASSWORD_VAR, allow_http)
+                .map_err(|e| config_error(SMTP_PASSWORD_VAR, e.problem()))?,
         ) {
             (Some(user), Some(password)) => Some((user.to_owned(), Secret::new(password))),
             (None, None) => None,

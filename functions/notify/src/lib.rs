@@ -101,7 +101,7 @@ impl NotifySink {
             allow_http,
             false,
         )?;
-        let secret = Secret::new(settings.required(NOTIFY_SIGNING_SECRET_VAR)?);
+        let secret = Secret::new(settings.required_secret(NOTIFY_SIGNING_SECRET_VAR, allow_http)?);
         let key = SigningKey::parse(NOTIFY_SIGNING_SECRET_VAR, &secret)?;
         Ok(Self::new(url, key, client))
     }

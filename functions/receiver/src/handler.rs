@@ -1,13 +1,14 @@
-//! The receiver's handler. Every answer's HTTP status is decided in [`ReceiverError::status`]
-//! and [`Outcome`]'s arm of [`answer`].
+//! The receiver's handler: `authenticate → parse → dedupe → route → enqueue → answer`.
+//! The answers themselves are in [`crate::answer`].
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::http::{HeaderValue, Method, header};
 use lambda_http::{Body, Request, Response};
+use nphooks_core::clock::Clock;
 use nphooks_core::config::ReceiverConfig;
 use nphooks_core::delivery::{DeliveryKey, payload_hash};
 use nphooks_core::envelope::QueueMessage;
@@ -15,9 +16,10 @@ use nphooks_core::idempotency::{Begin, IdempotencyStore};
 use nphooks_core::queue::Queue;
 use nphooks_core::routing::Integration;
 use nphooks_core::samples::WEBHOOK_PATH;
-use nphooks_core::signature::{AuthFailure, SIGNATURE_HEADER};
+use nphooks_core::signature::SIGNATURE_HEADER;
 use nphooks_core::webhook::Event;
-use serde_json::json;
+
+use crate::answer::{LOGGED_CALL_ID_CHARS, Outcome, ReceiverError, Seen, answer, log_line};
 
 /// The whole request must finish inside this, well under the sender's 5 s.
 pub const RECEIVE_BUDGET: Duration = Duration::from_millis(3500);
@@ -29,6 +31,8 @@ pub struct Deps<S, Q> {
     pub store: S,
     pub queue: Q,
     pub metrics: Metrics,
+    /// The current time (the wall clock, unless a test sets it).
+    pub clock: Clock,
 }
 
 impl<S, Q> Deps<S, Q> {
@@ -38,7 +42,14 @@ impl<S, Q> Deps<S, Q> {
             store,
             queue,
             metrics: Metrics::default(),
+            clock: Clock::system(),
         }
+    }
+
+    /// The same deps, reading the time from `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
@@ -50,91 +61,24 @@ pub struct Metrics {
     pub payload_conflicts: AtomicU64,
     /// The idempotency table failed; the webhook was enqueued without deduplication.
     pub dedup_unavailable: AtomicU64,
+    /// Optional fields of an unexpected type, read as absent or coerced (one per field).
+    pub schema_drift: AtomicU64,
+    /// Signed webhooks whose `timestamp` is older than the replay window.
+    pub stale_webhooks: AtomicU64,
+    /// Requests answered 401.
+    pub unauthorized: AtomicU64,
 }
 
 impl Metrics {
     fn count(counter: &AtomicU64, name: &str) {
-        counter.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(metric = name, "{name}");
-        nphooks_core::emit_count("receiver", name);
-    }
-}
-
-/// How a request ended well.
-#[derive(Debug, PartialEq, Eq)]
-enum Outcome {
-    /// In every routed queue.
-    Accepted {
-        key: DeliveryKey,
-        queues: BTreeSet<Integration>,
-        deduplicated: bool,
-    },
-    /// Enqueued earlier.
-    Duplicate { key: DeliveryKey },
-    /// Nothing to enqueue.
-    Ignored {
-        key: Option<DeliveryKey>,
-        reason: String,
-    },
-}
-
-/// How a request ended badly. Each message names the problem.
-#[derive(Debug, thiserror::Error)]
-enum ReceiverError {
-    #[error("no route for {0}; webhooks are received at POST {WEBHOOK_PATH}")]
-    NotFound(String),
-    #[error("method {0} is not allowed; use POST")]
-    MethodNotAllowed(Method),
-    #[error("body is {size} bytes; the limit is {limit}")]
-    TooLarge { size: usize, limit: usize },
-    #[error("{0}")]
-    Unauthorized(AuthFailure),
-    #[error("{0}")]
-    BadRequest(nphooks_core::Error),
-    #[error("delivery {0} is being enqueued by another request; retry later")]
-    InProgress(DeliveryKey),
-    #[error("could not enqueue to the {0} queue; retry later")]
-    EnqueueFailed(String),
-    #[error("the request did not finish within {}ms; retry later", RECEIVE_BUDGET.as_millis())]
-    Timeout,
-}
-
-impl ReceiverError {
-    /// The one place an error becomes an HTTP status.
-    fn status(&self) -> StatusCode {
-        match self {
-            ReceiverError::NotFound(_) => StatusCode::NOT_FOUND,
-            ReceiverError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ReceiverError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ReceiverError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ReceiverError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ReceiverError::InProgress(_) => StatusCode::CONFLICT,
-            ReceiverError::EnqueueFailed(_) | ReceiverError::Timeout => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-        }
+        Self::add(counter, name, 1);
     }
 
-    fn code(&self) -> &'static str {
-        match self {
-            ReceiverError::NotFound(_) => "not_found",
-            ReceiverError::MethodNotAllowed(_) => "method_not_allowed",
-            ReceiverError::TooLarge { .. } => "payload_too_large",
-            ReceiverError::Unauthorized(_) => "unauthorized",
-            ReceiverError::BadRequest(_) => "bad_request",
-            ReceiverError::InProgress(_) => "in_progress",
-            ReceiverError::EnqueueFailed(_) => "enqueue_failed",
-            ReceiverError::Timeout => "timeout",
-        }
+    fn add(counter: &AtomicU64, name: &str, value: u64) {
+        counter.fetch_add(value, Ordering::Relaxed);
+        tracing::warn!(metric = name, value, "{name}");
+        nphooks_core::emit_metric("receiver", name, value);
     }
-}
-
-/// What the log line says about the webhook, filled in as the request goes.
-#[derive(Debug, Default)]
-struct Seen {
-    event: Option<String>,
-    call_id: Option<String>,
-    delivery_key: Option<String>,
 }
 
 /// Handles one API Gateway request. Never fails: every problem becomes an answer.
@@ -178,11 +122,29 @@ async fn receive<S: IdempotencyStore, Q: Queue>(
             header(header::AUTHORIZATION.as_str()),
             body,
         )
-        .map_err(ReceiverError::Unauthorized)?
+        .map_err(|failure| {
+            Metrics::count(&deps.metrics.unauthorized, "Unauthorized");
+            ReceiverError::Unauthorized(failure)
+        })?
         .parse()
         .map_err(ReceiverError::BadRequest)?;
     seen.event = Some(webhook.event.name().to_owned());
-    seen.call_id = Some(webhook.data.call_id.clone());
+    seen.call_id = Some(
+        webhook
+            .data
+            .call_id
+            .chars()
+            .take(LOGGED_CALL_ID_CHARS)
+            .collect(),
+    );
+    if !webhook.drift().is_empty() {
+        let fields = webhook.drift().join(",");
+        tracing::warn!(fields, "schema drift: fields read as absent or coerced");
+        let drifted = u64::try_from(webhook.drift().len()).unwrap_or(u64::MAX);
+        Metrics::add(&deps.metrics.schema_drift, "SchemaDrift", drifted);
+        seen.drift = Some(fields);
+    }
+    let now = deps.clock.epoch_seconds();
 
     if let Event::Unknown(name) = &webhook.event {
         return Ok(Outcome::Ignored {
@@ -192,10 +154,21 @@ async fn receive<S: IdempotencyStore, Q: Queue>(
     }
     let key = DeliveryKey::for_webhook(&webhook);
     seen.delivery_key = Some(key.to_string());
+    let window = deps.config.replay_window;
+    if webhook
+        .sent_at()
+        .is_some_and(|sent| window.is_stale(sent, now))
+    {
+        Metrics::count(&deps.metrics.stale_webhooks, "StaleWebhook");
+        return Ok(Outcome::Ignored {
+            key: Some(key),
+            reason: "stale".into(),
+        });
+    }
     let route = deps.config.routes.route_for(&webhook);
     let hash = payload_hash(body);
 
-    let recorded = match deps.store.begin_delivery(&key, &hash, now()).await {
+    let recorded = match deps.store.begin_delivery(&key, &hash, now, window).await {
         Ok(Begin::Started) => true,
         Ok(Begin::AlreadyEnqueued { same_payload }) => {
             if !same_payload {
@@ -215,6 +188,12 @@ async fn receive<S: IdempotencyStore, Q: Queue>(
             }
             return Err(ReceiverError::InProgress(key));
         }
+        // The table refused the request itself: the processors' claims would be refused
+        // too, so enqueueing would only fill the DLQs. A bug to fix; the sender retries.
+        Err(error @ nphooks_core::Error::StoreRejected { .. }) => {
+            tracing::error!(%error, "the idempotency table refused the delivery record");
+            return Err(ReceiverError::StoreRejected(key));
+        }
         // Fail open: the processors deduplicate per integration, so a duplicate enqueue
         // is harmless, while refusing would leave the sender's retries to chance.
         Err(error) => {
@@ -225,7 +204,7 @@ async fn receive<S: IdempotencyStore, Q: Queue>(
     };
 
     let message =
-        QueueMessage::for_delivery(&webhook, &key, &nphooks_core::rfc3339(SystemTime::now()));
+        QueueMessage::for_delivery(&webhook, &key, &nphooks_core::rfc3339(deps.clock.now()));
     if let Err(failed) = enqueue(deps, &message, &route).await {
         if recorded {
             // Let the sender's retry start afresh. If this fails too, the record's
@@ -240,7 +219,7 @@ async fn receive<S: IdempotencyStore, Q: Queue>(
         let queues: Vec<&str> = route.iter().map(|i| i.as_str()).collect();
         if let Err(error) = deps
             .store
-            .complete_delivery(&key, &queues, Some(message.body()), now())
+            .complete_delivery(&key, &queues, Some(message.body()), now)
             .await
         {
             // The messages are durable; a retry would re-enqueue and the processors
@@ -290,71 +269,4 @@ async fn enqueue<S, Q: Queue>(
     } else {
         Err(ReceiverError::EnqueueFailed(failed.join(", ")))
     }
-}
-
-fn now() -> u64 {
-    nphooks_core::epoch_seconds(SystemTime::now())
-}
-
-fn answer(result: Result<Outcome, ReceiverError>) -> Response<Body> {
-    let (status, body) = match result {
-        Ok(Outcome::Accepted {
-            key,
-            queues,
-            deduplicated,
-        }) => (
-            StatusCode::OK,
-            json!({"status": "accepted", "delivery_key": key.as_str(), "queues": queue_names(&queues), "deduplicated": deduplicated}),
-        ),
-        Ok(Outcome::Duplicate { key }) => (
-            StatusCode::OK,
-            json!({"status": "duplicate", "delivery_key": key.as_str()}),
-        ),
-        Ok(Outcome::Ignored { key, reason }) => (
-            StatusCode::OK,
-            json!({"status": "ignored", "delivery_key": key.as_ref().map(DeliveryKey::as_str), "reason": reason}),
-        ),
-        Err(error) => (
-            error.status(),
-            json!({"error": error.code(), "message": error.to_string()}),
-        ),
-    };
-    let mut response = Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json");
-    if status == StatusCode::METHOD_NOT_ALLOWED {
-        response = response.header(header::ALLOW, "POST");
-    }
-    response
-        .body(Body::Text(body.to_string()))
-        .expect("static headers are valid")
-}
-
-fn queue_names(queues: &BTreeSet<Integration>) -> Vec<&'static str> {
-    queues.iter().map(|i| i.as_str()).collect()
-}
-
-/// One JSON line per webhook. Names no secret, phone number, email or transcript.
-fn log_line(result: &Result<Outcome, ReceiverError>, seen: &Seen, latency: Duration) {
-    let (outcome, queues, error) = match result {
-        Ok(Outcome::Accepted { queues, .. }) => ("accepted", queue_names(queues).join(","), None),
-        Ok(Outcome::Duplicate { .. }) => ("duplicate", String::new(), None),
-        Ok(Outcome::Ignored { .. }) => ("ignored", String::new(), None),
-        Err(error) => (error.code(), String::new(), Some(error.to_string())),
-    };
-    let status = match result {
-        Ok(_) => 200,
-        Err(error) => error.status().as_u16(),
-    };
-    tracing::info!(
-        delivery_key = seen.delivery_key.as_deref(),
-        event = seen.event.as_deref(),
-        call_id = seen.call_id.as_deref(),
-        outcome,
-        status,
-        queues,
-        error,
-        latency_ms = latency.as_secs_f64() * 1000.0,
-        "webhook"
-    );
 }

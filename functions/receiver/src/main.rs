@@ -18,7 +18,11 @@ const AWS_TIMEOUTS: Timeouts = Timeouts {
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let aws = sdk_config(AWS_TIMEOUTS).await;
-    let config = ReceiverConfig::from_settings(&load_settings(&aws).await?)?;
+    let config = ReceiverConfig::from_settings(&load_settings(&aws).await?).map_err(|error| {
+        // Shown as text (not Debug) in the function's log: it names the variable to fix.
+        tracing::error!(%error, "configuration refused");
+        error.to_string()
+    })?;
     let store = DynamoStore::connect(&aws, &config.idempotency_table);
     let deps = &Deps::new(config, store, SqsQueue::connect(&aws));
     run(service_fn(move |request| async move {

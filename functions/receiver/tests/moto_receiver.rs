@@ -12,9 +12,15 @@ use nphooks_core::routing::Integration;
 use nphooks_core::samples::{Delivery, WEBHOOK_PATH, api_gateway_event};
 use nphooks_testkit::{Moto, text};
 
+/// When this test process "sent" its webhooks: two minutes ago, well inside the window.
+static SENT_AT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    nphooks_core::rfc3339(SystemTime::now() - std::time::Duration::from_secs(120))
+});
+
 fn demo_request(call_id: &str) -> String {
+    let sent_at = SENT_AT.as_str();
     format!(
-        r#"{{"event":"call.ended","timestamp":"2026-11-26T15:30:00Z","data":{{"call_id":"{call_id}","call_type":"demo_request","caller":{{"name":"Dana","phone":"+15551234567"}},"vendor_extra":{{"kept":[1,2]}}}}}}"#
+        r#"{{"event":"call.ended","timestamp":"{sent_at}","data":{{"call_id":"{call_id}","call_type":"demo_request","caller":{{"name":"Dana","phone":"+15551234567"}},"vendor_extra":{{"kept":[1,2]}}}}}}"#
     )
 }
 
@@ -395,6 +401,7 @@ async fn given_app_secret_arn_then_the_secret_from_secrets_manager_configures_th
     let mut pairs: Vec<(String, String)> = vec![
         ("APP_SECRET_ARN".into(), arn),
         ("IDEMPOTENCY_TABLE".into(), moto.table.clone()),
+        ("NPHOOKS_ALLOW_HTTP".into(), "1".into()),
     ];
     for (integration, url) in &moto.queue_urls {
         pairs.push((integration.queue_url_var().into(), url.clone()));

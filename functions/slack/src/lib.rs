@@ -38,7 +38,7 @@ impl SlackSink {
         allow_http: bool,
         client: reqwest::Client,
     ) -> nphooks_processor::Result<Self> {
-        let value = settings.required(SLACK_WEBHOOK_URL_VAR)?;
+        let value = settings.required_secret(SLACK_WEBHOOK_URL_VAR, allow_http)?;
         Ok(Self::new(
             OutboundUrl::parse(SLACK_WEBHOOK_URL_VAR, value, allow_http, true)?,
             client,

@@ -48,6 +48,8 @@ pub fn settings(queue_urls: &BTreeMap<Integration, String>, table: &str) -> Sett
         ),
         ("NEXTPHONE_API_KEY".to_owned(), TEST_API_KEY.to_owned()),
         ("IDEMPOTENCY_TABLE".to_owned(), table.to_owned()),
+        // Local mode: the repository's test-only secrets are accepted.
+        ("NPHOOKS_ALLOW_HTTP".to_owned(), "1".to_owned()),
     ];
     for (integration, url) in queue_urls {
         pairs.push((integration.queue_url_var().to_owned(), url.clone()));
