@@ -77,6 +77,20 @@ class ChecksEachCall(unittest.TestCase):
         self.assertEqual(report["denied"], {})
 
 
+class ExpectedFindings(unittest.TestCase):
+    def test_given_an_expected_finding_then_it_passes_only_while_it_still_occurs(self):
+        roles = function_roles(template())
+        other = Call("CrmFunction", "dynamodb:PutItem", TABLE, "slack#k")
+        uses = [Call("CrmFunction", "dynamodb:PutItem", TABLE, "crm#k")]
+        expected = {("DENIED", "CrmFunction", "dynamodb:PutItem", TABLE)}
+        denied = check(roles, uses + [other], [])
+        denied["unused"] = {}
+        self.assertFalse(failed(denied, expected))
+        cleared = check(roles, uses, [])
+        cleared["unused"] = {}
+        self.assertTrue(failed(cleared, expected), "a stale expectation fails the check")
+
+
 class BeforeTheFix(unittest.TestCase):
     def test_given_the_template_before_the_fix_then_delete_item_is_denied_for_its_callers(self):
         shown = subprocess.run(
