@@ -159,6 +159,11 @@ fn given_the_stack_then_dead_letters_backups_access_logs_and_domain_are_as_docum
     let template = template();
     let resources = &template["Resources"];
     for (name, queue) in of_type(&template, "AWS::SQS::Queue") {
+        // SSE-SQS, which checkov's CKV_AWS_27 does not recognise (.checkov.yaml)
+        assert_eq!(
+            queue["Properties"]["SqsManagedSseEnabled"], true,
+            "{name}: encrypted"
+        );
         if name.contains("DeadLetter") {
             assert_eq!(
                 queue["DeletionPolicy"], "Retain",
