@@ -76,7 +76,8 @@ def unused_grants(statements, uses):
             continue
         for action in _list(statement["Action"]):
             if "*" in action and not statement.get("Managed"):
-                unused.append((statement["Source"], action, "(a wildcard action: name each one)"))
+                where = ", ".join(_list(statement["Resource"]))
+                unused.append((statement["Source"], action, f"{where} (a wildcard action: name each)"))
                 continue
             for resource in _list(statement["Resource"]):
                 single = dict(statement, Action=[action], Resource=[resource])
