@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Lints template.yaml and builds every Lambda the way `sam build` does for a deploy
+# Lints template.yaml (cfn-lint, sam validate --lint, checkov with the reasons in
+# .checkov.yaml) and builds every Lambda the way `sam build` does for a deploy
 # (cargo-lambda, arm64, no Docker, no AWS account), then prints the build time and the
 # size of each function's zip. Installs its tools into ./.venv-sam on first use.
 set -euo pipefail
@@ -7,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 VENV="${NPHOOKS_SAM_VENV:-$PWD/.venv-sam}"
 TOOLS=("aws-sam-cli==1.161.1" "cfn-lint==1.51.0" "cargo-lambda==1.9.2")
+# checkov pins its own dependencies: it gets a virtualenv of its own, inside $VENV.
+CHECKOV="checkov==3.3.30"
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -23,6 +26,11 @@ cfn-lint template.yaml
 
 log "sam validate --lint"
 AWS_ENDPOINT_URL= sam validate --lint --region "$AWS_REGION"
+
+log "checkov ($CHECKOV; skipped checks and their reasons: .checkov.yaml)"
+[ -x "$VENV/checkov/bin/python" ] || python3 -m venv "$VENV/checkov"
+"$VENV/checkov/bin/pip" install --quiet --disable-pip-version-check "$CHECKOV"
+"$VENV/checkov/bin/checkov" --config-file .checkov.yaml -f template.yaml
 
 log "rustup target add aarch64-unknown-linux-gnu"
 rustup target add aarch64-unknown-linux-gnu

@@ -5,13 +5,16 @@
 #      clients at it through AWS_ENDPOINT_URL, and a real SMTP server (aiosmtpd,
 #      scripts/smtp_server.py) on another,
 #   3. runs rustfmt --check, clippy with warnings denied, and all tests,
-#   4. stops the servers, then lints template.yaml and runs `sam build` for every
+#   4. holds every AWS call each function made in those tests against the IAM role
+#      `sam deploy` generates for it (scripts/iam: moto's request recorder, the SAM
+#      transform; see README "What runs"), after the checker's own unit tests,
+#   5. stops the servers, then lints template.yaml and runs `sam build` for every
 #      function (scripts/sam-build.sh; NPHOOKS_SKIP_SAM_BUILD=1 skips it locally).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${NPHOOKS_VENV:-$PWD/.venv}"
-PY_PACKAGES=("moto[server]==5.2.5" "aiosmtpd==1.4.6")
+PY_PACKAGES=("moto[server]==5.2.5" "aiosmtpd==1.4.6" "aws-sam-translator==1.110.0")
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -27,13 +30,14 @@ free_port() {
 
 MOTO_PORT=$(free_port)
 MOTO_LOG=$(mktemp -t moto.XXXXXX.log)
-log "moto server on 127.0.0.1:$MOTO_PORT (log: $MOTO_LOG)"
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
+MOTO_RECORDING=$(mktemp -t moto-recording.XXXXXX.jsonl)
+log "moto server on 127.0.0.1:$MOTO_PORT, recording every request (log: $MOTO_LOG, recording: $MOTO_RECORDING)"
+"$VENV/bin/python" scripts/iam/moto_recording_server.py "$MOTO_RECORDING" -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
 MOTO_PID=$!
 PIDS=("$MOTO_PID")
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "${MAILDIR:-}"
+  rm -rf "${MAILDIR:-}" "${MOTO_RECORDING:-}"
 }
 trap cleanup EXIT
 
@@ -71,6 +75,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "cargo test"
 cargo test --workspace --all-targets --locked
+
+log "IAM check: the checker's unit tests, then every recorded call against its function's role"
+"$VENV/bin/python" -m unittest discover -s scripts/iam
+"$VENV/bin/python" scripts/iam/check_iam.py --template template.yaml --recording "$MOTO_RECORDING" \
+  --expected scripts/iam/expected-until-merge.txt
 
 if [ "${NPHOOKS_SKIP_SAM_BUILD:-0}" = 1 ]; then
   log "template lint and sam build skipped (NPHOOKS_SKIP_SAM_BUILD=1)"

@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::SqsEvent;
 use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::routing::Integration;
-use nphooks_core::samples::{TEST_API_KEY, TEST_WEBHOOK_SECRET, receiver_samples};
+use nphooks_core::samples::receiver_samples;
 use nphooks_processor::http::{OutboundUrl, client};
 use nphooks_processor::{Sink, process_batch};
 use nphooks_testkit::Moto;
@@ -34,17 +34,7 @@ fn files(function: &str) -> Vec<PathBuf> {
 #[tokio::test]
 async fn given_each_receiver_sample_event_then_the_receiver_answers_as_documented_against_moto() {
     let moto = Moto::start("samples-receiver").await;
-    let mut pairs = vec![
-        (
-            "NEXTPHONE_WEBHOOK_SECRETS".to_owned(),
-            TEST_WEBHOOK_SECRET.to_owned(),
-        ),
-        ("NEXTPHONE_API_KEY".to_owned(), TEST_API_KEY.to_owned()),
-        ("IDEMPOTENCY_TABLE".to_owned(), moto.table.clone()),
-    ];
-    for (integration, url) in &moto.queue_urls {
-        pairs.push((integration.queue_url_var().to_owned(), url.clone()));
-    }
+    let pairs = moto.receiver_settings();
     let config = ReceiverConfig::from_settings(&Settings::from_pairs(pairs)).expect("config");
     let deps = receiver::Deps::new(config, moto.store(), moto.queue());
     let samples = receiver_samples();

@@ -3,167 +3,14 @@
 //! the secret), every processor queue has a DLQ, enough visibility and partial batch
 //! responses, every function has sample events, and no policy grants `*` unexplained.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
 
 use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::routing::Integration;
+use nphooks_deploy_checks::{Evaluator, Value, binary, functions, root, template, template_text};
 use nphooks_processor::ProcessorConfig;
 use nphooks_processor::http::client;
 use nphooks_testkit::Moto;
-use serde_yaml::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn template_text() -> String {
-    std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml")
-}
-
-fn template() -> Value {
-    serde_yaml::from_str(&template_text()).expect("template.yaml is YAML")
-}
-
-/// Evaluates the intrinsic functions the template uses, for one set of parameter values.
-struct Evaluator<'a> {
-    template: &'a Value,
-    parameters: BTreeMap<String, String>,
-}
-
-/// What a `!Ref` to a resource stands for here: a queue URL, a table name, an ARN.
-fn resource_stand_in(template: &Value, name: &str) -> String {
-    match template["Resources"][name]["Type"].as_str() {
-        Some("AWS::SQS::Queue") => {
-            format!("https://sqs.us-east-1.amazonaws.com/123456789012/{name}")
-        }
-        Some("AWS::SecretsManager::Secret") => {
-            format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}")
-        }
-        _ => name.to_owned(),
-    }
-}
-
-impl<'a> Evaluator<'a> {
-    fn new(template: &'a Value, overrides: &[(&str, &str)]) -> Self {
-        let mut parameters: BTreeMap<String, String> = template["Parameters"]
-            .as_mapping()
-            .expect("Parameters")
-            .iter()
-            .map(|(name, spec)| {
-                let default = match &spec["Default"] {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    Value::Null => String::new(),
-                    other => panic!("unexpected default {other:?}"),
-                };
-                (name.as_str().expect("name").to_owned(), default)
-            })
-            .collect();
-        for (name, value) in overrides {
-            assert!(parameters.contains_key(*name), "no parameter {name}");
-            parameters.insert((*name).to_owned(), (*value).to_owned());
-        }
-        Evaluator {
-            template,
-            parameters,
-        }
-    }
-
-    fn condition(&self, name: &str) -> bool {
-        self.truth(&self.template["Conditions"][name])
-    }
-
-    fn truth(&self, value: &Value) -> bool {
-        let Value::Tagged(tagged) = value else {
-            panic!("not a condition: {value:?}")
-        };
-        let args = tagged.value.as_sequence();
-        match tagged.tag.to_string().as_str() {
-            "!Equals" => {
-                let args = args.expect("!Equals takes a list");
-                self.eval(&args[0]) == self.eval(&args[1])
-            }
-            "!Not" => !self.truth(&args.expect("!Not takes a list")[0]),
-            "!Condition" => self.condition(tagged.value.as_str().expect("name")),
-            other => panic!("unsupported condition {other}"),
-        }
-    }
-
-    /// `None` for `AWS::NoValue`.
-    fn eval(&self, value: &Value) -> Option<String> {
-        match value {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            Value::Tagged(tagged) => match tagged.tag.to_string().as_str() {
-                "!Ref" => {
-                    let name = tagged.value.as_str().expect("!Ref name");
-                    if name == "AWS::NoValue" {
-                        None
-                    } else if let Some(value) = self.parameters.get(name) {
-                        Some(value.clone())
-                    } else {
-                        assert!(
-                            !self.template["Resources"][name].is_null(),
-                            "!Ref to unknown {name}"
-                        );
-                        Some(resource_stand_in(self.template, name))
-                    }
-                }
-                "!GetAtt" => Some(format!(
-                    "getatt:{}",
-                    tagged.value.as_str().expect("!GetAtt a.b")
-                )),
-                "!Sub" => Some(tagged.value.as_str().expect("!Sub string").to_owned()),
-                "!If" => {
-                    let args = tagged.value.as_sequence().expect("!If takes a list");
-                    let branch = if self.condition(args[0].as_str().expect("condition name")) {
-                        &args[1]
-                    } else {
-                        &args[2]
-                    };
-                    self.eval(branch)
-                }
-                other => panic!("unsupported intrinsic {other}"),
-            },
-            other => panic!("cannot evaluate {other:?}"),
-        }
-    }
-
-    /// The environment a function gets: Globals, then its own, `AWS::NoValue` dropped.
-    fn environment(&self, function: &Value) -> BTreeMap<String, String> {
-        let mut env = BTreeMap::new();
-        for variables in [
-            &self.template["Globals"]["Function"]["Environment"]["Variables"],
-            &function["Properties"]["Environment"]["Variables"],
-        ] {
-            for (name, value) in variables.as_mapping().into_iter().flatten() {
-                if let Some(value) = self.eval(value) {
-                    env.insert(name.as_str().expect("name").to_owned(), value);
-                }
-            }
-        }
-        env
-    }
-}
-
-fn functions(template: &Value) -> Vec<(String, &Value)> {
-    template["Resources"]
-        .as_mapping()
-        .expect("Resources")
-        .iter()
-        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
-        .map(|(name, r)| (name.as_str().expect("name").to_owned(), r))
-        .collect()
-}
-
-fn binary(function: &Value) -> String {
-    function["Metadata"]["BuildProperties"]["Binary"]
-        .as_str()
-        .expect("BuildProperties.Binary")
-        .to_owned()
-}
 
 /// A valid value for each key of the stack's secret (its placeholders are not valid).
 fn secret_value(key: &str) -> &'static str {
@@ -179,13 +26,31 @@ fn secret_value(key: &str) -> &'static str {
     }
 }
 
-fn secret_keys(template: &Value) -> Vec<String> {
-    let text = template["Resources"]["AppSecret"]["Properties"]["SecretString"]
+/// The keys of a template secret: its `SecretString`, or the template and generated key
+/// of its `GenerateSecretString`.
+fn secret_keys(template: &Value, logical: &str) -> BTreeSet<String> {
+    let properties = &template["Resources"][logical]["Properties"];
+    let generate = &properties["GenerateSecretString"];
+    let text = properties["SecretString"]
         .as_str()
-        .expect("SecretString");
+        .or_else(|| generate["SecretStringTemplate"].as_str())
+        .unwrap_or_else(|| panic!("{logical}: neither SecretString nor a template"));
     let object: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(text).expect("the secret is a JSON object");
-    object.keys().cloned().collect()
+    let mut keys: BTreeSet<String> = object.keys().cloned().collect();
+    keys.extend(generate["GenerateStringKey"].as_str().map(str::to_owned));
+    keys
+}
+
+/// The template secret a function's `APP_SECRET_ARN` names (`!Ref Secret`).
+fn function_secret(name: &str, function: &Value) -> String {
+    let Value::Tagged(reference) =
+        &function["Properties"]["Environment"]["Variables"]["APP_SECRET_ARN"]
+    else {
+        panic!("{name}: APP_SECRET_ARN is not a !Ref to its own secret")
+    };
+    assert_eq!(reference.tag.to_string(), "!Ref", "{name}");
+    reference.value.as_str().expect("secret name").to_owned()
 }
 
 /// Loads a function's whole configuration the way its `main` does; the settings record
@@ -242,26 +107,35 @@ async fn given_the_template_then_every_function_gets_exactly_the_config_its_code
     let template = template();
     let moto = Moto::start("template").await;
     let secrets = aws_sdk_secretsmanager::Client::new(&moto.aws);
-    let keys = secret_keys(&template);
+    // GIVEN one secret per function, as the stack creates them, with valid values
+    let mut arns = std::collections::BTreeMap::new();
+    let mut all_keys = BTreeSet::new();
+    for (name, function) in functions(&template) {
+        let logical = function_secret(&name, function);
+        let keys = secret_keys(&template, &logical);
+        let secret: serde_json::Map<String, serde_json::Value> = keys
+            .iter()
+            .map(|k| (k.clone(), secret_value(k).into()))
+            .collect();
+        let arn = secrets
+            .create_secret()
+            .name(format!("{logical}-template-{}", std::process::id()))
+            .secret_string(serde_json::Value::Object(secret).to_string())
+            .send()
+            .await
+            .expect("create secret")
+            .arn
+            .expect("arn");
+        all_keys.extend(keys.iter().cloned());
+        arns.insert(name, (arn, keys));
+    }
     for name in SECRET_NAMES {
         assert!(
-            keys.iter().any(|k| k == name),
-            "the stack's secret lacks {name}"
+            all_keys.contains(*name),
+            "no function's secret holds {name}"
         );
     }
-    let secret: serde_json::Map<String, serde_json::Value> = keys
-        .iter()
-        .map(|k| (k.clone(), secret_value(k).into()))
-        .collect();
-    let arn = secrets
-        .create_secret()
-        .name(format!("nphooks-template-{}", std::process::id()))
-        .secret_string(serde_json::Value::Object(secret).to_string())
-        .send()
-        .await
-        .expect("create secret")
-        .arn
-        .expect("arn");
+    let mut read_by = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
 
     let parameter_sets: [&[(&str, &str)]; 2] = [
         &[],
@@ -292,16 +166,23 @@ async fn given_the_template_then_every_function_gets_exactly_the_config_its_code
                 env.contains_key("APP_SECRET_ARN"),
                 "{name}: no APP_SECRET_ARN"
             );
-            env.insert("APP_SECRET_ARN".into(), arn.clone());
+            env.insert("APP_SECRET_ARN".into(), arns[&name].0.clone());
 
-            let settings =
-                nphooks_core::aws::with_app_secret(Settings::from_pairs(env.clone()), &moto.aws)
-                    .await
-                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            // WHEN the function loads its configuration, reading its secret as itself
+            let settings = nphooks_core::aws::with_app_secret(
+                Settings::from_pairs(env.clone()),
+                &moto.aws_for(&name),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
             load(&binary, &settings).unwrap_or_else(|e| {
                 panic!("{name} ({parameters:?}): a required name is missing: {e}")
             });
             let read = settings.names_read();
+            read_by
+                .entry(name.clone())
+                .or_default()
+                .extend(read.iter().cloned());
             let unread: Vec<_> = env.keys().filter(|k| !read.contains(*k)).collect();
             assert!(
                 unread.is_empty(),
@@ -309,6 +190,17 @@ async fn given_the_template_then_every_function_gets_exactly_the_config_its_code
             );
             checked.insert(binary);
         }
+    }
+    // THEN each function's secret holds only keys its code reads (least secret)
+    for (name, (_, keys)) in &arns {
+        let unread: Vec<_> = keys
+            .iter()
+            .filter(|k| !read_by[name].contains(*k))
+            .collect();
+        assert!(
+            unread.is_empty(),
+            "{name}'s secret holds keys its code never reads: {unread:?}"
+        );
     }
     assert_eq!(
         checked,
@@ -327,7 +219,7 @@ async fn given_the_template_then_every_function_gets_exactly_the_config_its_code
         assert!(
             !["secret", "password", "token", "webhookurl", "apikey"]
                 .iter()
-                .any(|word| parameter.contains(word) && parameter != "existingsecretarn"),
+                .any(|word| parameter.contains(word)),
             "parameter {parameter} looks like a secret: secrets go in the Secrets Manager secret"
         );
     }
@@ -454,18 +346,24 @@ fn given_the_template_then_no_policy_grants_a_wildcard_without_a_comment_saying_
             .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
             .copied()
             .collect();
-        if body.iter().any(|l| l.contains('*')) {
+        // A `*` in a key condition (dynamodb:LeadingKeys) narrows; in an action or
+        // resource it widens, and needs a comment above the statement (or its !If).
+        if body
+            .iter()
+            .any(|l| l.contains('*') && !l.contains("LeadingKeys"))
+        {
+            let mut above = i - 1;
+            while lines[above].trim_start().starts_with("- ") {
+                above -= 1;
+            }
             assert!(
-                lines[i - 1].trim_start().starts_with('#'),
+                lines[above].trim_start().starts_with('#'),
                 "the inline statement at line {} grants a wildcard with no comment",
                 i + 1
             );
         }
     }
-    assert!(
-        statements > 0,
-        "the template has its one inline statement (SES)"
-    );
+    assert!(statements > 0, "the template has inline statements");
     // Policy templates are scoped to one named resource each, never "*".
     for (name, function) in functions(&template()) {
         for policy in function["Properties"]["Policies"]

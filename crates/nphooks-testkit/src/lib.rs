@@ -1,5 +1,11 @@
 //! Test support: a moto server through the real AWS SDK, and SQS events as Lambda
 //! delivers them. The moto server is started by `scripts/test.sh` (`AWS_ENDPOINT_URL`).
+//!
+//! Every call is signed with an access key id that names who makes it, so the IAM check
+//! (`scripts/iam/check_iam.py`) can hold each function's calls against the role `sam
+//! deploy` generates for it: the receiver's adapters sign as `ReceiverFunction`, a
+//! processor's as its template logical id (`CrmFunction`, …), and the testkit's own set-up
+//! and inspection as [`SETUP_IDENTITY`], which the check skips.
 
 pub mod event_source;
 pub mod logs;
@@ -10,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
+use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
@@ -28,6 +35,35 @@ use nphooks_core::routing::Integration;
 use nphooks_core::signature::{WebhookAuth, sign};
 use nphooks_processor::{ProcessorConfig, ProcessorDeps};
 
+/// The access key id of the testkit's own set-up and inspection calls (not a function's).
+pub const SETUP_IDENTITY: &str = "testkit";
+
+/// The receiver's template logical id, and the identity its calls are signed with.
+pub const RECEIVER_FUNCTION: &str = "ReceiverFunction";
+
+/// Largest SQS message in bytes: every queue and DLQ's `MaximumMessageSize` in
+/// template.yaml (`MaxMessageBytes` there), and of every queue the testkit creates.
+pub const MAX_MESSAGE_SIZE: u32 = 1_048_576;
+
+/// A processor's template logical id, and the identity its calls are signed with.
+pub fn function_id(integration: Integration) -> &'static str {
+    match integration {
+        Integration::Crm => "CrmFunction",
+        Integration::Email => "EmailFunction",
+        Integration::Slack => "SlackFunction",
+        Integration::Notify => "NotifyFunction",
+    }
+}
+
+/// `aws` signing with static credentials whose access key id is `identity`.
+fn signed_as(aws: &SdkConfig, identity: &str) -> SdkConfig {
+    use aws_sdk_sqs::config::{Credentials, SharedCredentialsProvider};
+    let credentials = Credentials::new(identity, "testing", None, None, "nphooks-testkit");
+    aws.to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .build()
+}
+
 /// A moto server with a fresh table and one queue (plus DLQ) per integration for one test.
 #[derive(Debug)]
 pub struct Moto {
@@ -36,7 +72,8 @@ pub struct Moto {
     pub table: String,
     pub queue_urls: BTreeMap<Integration, String>,
     pub dlq_urls: BTreeMap<Integration, String>,
-    pub aws: aws_config::SdkConfig,
+    /// The testkit's own identity ([`SETUP_IDENTITY`]): set-up and inspection only.
+    pub aws: SdkConfig,
 }
 
 static UNIQUE: AtomicUsize = AtomicUsize::new(0);
@@ -47,12 +84,15 @@ impl Moto {
             std::env::var_os("AWS_ENDPOINT_URL").is_some(),
             "AWS_ENDPOINT_URL is not set: run the tests with scripts/test.sh, which starts a moto server"
         );
-        let aws = sdk_config(Timeouts {
-            connect: Duration::from_secs(2),
-            attempt: Duration::from_secs(5),
-            operation: Duration::from_secs(10),
-        })
-        .await;
+        let aws = signed_as(
+            &sdk_config(Timeouts {
+                connect: Duration::from_secs(2),
+                attempt: Duration::from_secs(5),
+                operation: Duration::from_secs(10),
+            })
+            .await,
+            SETUP_IDENTITY,
+        );
         let unique = format!(
             "{test}-{}-{}",
             std::process::id(),
@@ -100,10 +140,15 @@ impl Moto {
             .expect("create table in moto");
     }
 
+    /// A queue with the template's `MaximumMessageSize`.
     pub async fn create_queue(&self, name: &str) -> String {
         self.sqs
             .create_queue()
             .queue_name(name)
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize,
+                MAX_MESSAGE_SIZE.to_string(),
+            )
             .send()
             .await
             .expect("create queue in moto")
@@ -112,20 +157,47 @@ impl Moto {
             .to_owned()
     }
 
+    /// The receiver's settings for this moto's table and queues, signed with the test
+    /// secret and API key of `nphooks_core::samples`.
+    pub fn receiver_settings(&self) -> Vec<(String, String)> {
+        use nphooks_core::samples::{TEST_API_KEY, TEST_WEBHOOK_SECRET};
+        let mut pairs = vec![
+            (
+                "NEXTPHONE_WEBHOOK_SECRETS".to_owned(),
+                TEST_WEBHOOK_SECRET.to_owned(),
+            ),
+            ("NEXTPHONE_API_KEY".to_owned(), TEST_API_KEY.to_owned()),
+            ("IDEMPOTENCY_TABLE".to_owned(), self.table.clone()),
+        ];
+        for (integration, url) in &self.queue_urls {
+            pairs.push((integration.queue_url_var().to_owned(), url.clone()));
+        }
+        pairs
+    }
+
+    /// The SDK config of a function's code: its calls are signed as `function`, a
+    /// template logical id (`ReceiverFunction`, `CrmFunction`, …).
+    pub fn aws_for(&self, function: &str) -> SdkConfig {
+        signed_as(&self.aws, function)
+    }
+
+    /// The receiver's idempotency store.
     pub fn store(&self) -> DynamoStore {
-        DynamoStore::connect(&self.aws, &self.table)
+        DynamoStore::connect(&self.aws_for(RECEIVER_FUNCTION), &self.table)
     }
 
+    /// The receiver's queue client.
     pub fn queue(&self) -> SqsQueue {
-        SqsQueue::connect(&self.aws)
+        SqsQueue::connect(&self.aws_for(RECEIVER_FUNCTION))
     }
 
-    /// Processor deps on the real adapters, pointed at moto.
+    /// Processor deps on the real adapters, pointed at moto, signing as that processor.
     pub fn processor_deps<K>(
         &self,
         integration: Integration,
         sink: K,
     ) -> ProcessorDeps<DynamoStore, SqsQueue, K, DynamoRateLimiter> {
+        let aws = self.aws_for(function_id(integration));
         ProcessorDeps {
             config: ProcessorConfig::local(
                 integration,
@@ -133,12 +205,35 @@ impl Moto {
                 &self.queue_urls[&integration],
                 &self.dlq_urls[&integration],
             ),
-            store: self.store(),
-            queue: self.queue(),
+            store: DynamoStore::connect(&aws, &self.table),
+            queue: SqsQueue::connect(&aws),
             sink,
-            limiter: DynamoRateLimiter::connect(&self.aws, &self.table),
+            limiter: DynamoRateLimiter::connect(&aws, &self.table),
             clock: Clock::system(),
         }
+    }
+
+    /// Verifies `domain` as an SES identity in moto (SES v1 query API over plain HTTP, so
+    /// the testkit needs no SES SDK), as the set-up identity.
+    pub fn verify_ses_domain(&self, domain: &str) {
+        use std::io::{Read, Write};
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+        let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+        let body = format!("Action=VerifyDomainIdentity&Version=2010-12-01&Domain={domain}");
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential={SETUP_IDENTITY}/20261126/us-east-1/ses/aws4_request, SignedHeaders=host, Signature=0\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = std::net::TcpStream::connect(host).expect("moto (plain http on loopback)");
+        stream.write_all(request.as_bytes()).expect("send to moto");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("moto answers");
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "moto refused VerifyDomainIdentity: {answer}"
+        );
     }
 
     /// Every message in a queue (received with a 60 s visibility, so each is seen once).
