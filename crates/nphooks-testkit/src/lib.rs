@@ -168,6 +168,8 @@ impl Moto {
             ),
             ("NEXTPHONE_API_KEY".to_owned(), TEST_API_KEY.to_owned()),
             ("IDEMPOTENCY_TABLE".to_owned(), self.table.clone()),
+            // Local mode: the repository's test-only secrets are accepted.
+            ("NPHOOKS_ALLOW_HTTP".to_owned(), "1".to_owned()),
         ];
         for (integration, url) in &self.queue_urls {
             pairs.push((integration.queue_url_var().to_owned(), url.clone()));

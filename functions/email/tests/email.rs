@@ -506,13 +506,17 @@ async fn ses_sent_count() -> f64 {
 #[tokio::test]
 async fn given_ses_transport_then_moto_ses_receives_the_message() {
     let moto = Moto::start("email-ses").await;
-    let ses = aws_sdk_sesv2::Client::new(&moto.aws);
-    ses.create_email_identity()
+    aws_sdk_sesv2::Client::new(&moto.aws)
+        .create_email_identity()
         .email_identity("hello@acme.example")
         .send()
         .await
         .expect("verify identity");
-    let sink = EmailSink::new(config(email::Transport::Ses), SesMailer::new(ses));
+    let as_email = moto.aws_for(nphooks_testkit::function_id(Integration::Email));
+    let sink = EmailSink::new(
+        config(email::Transport::Ses),
+        SesMailer::new(aws_sdk_sesv2::Client::new(&as_email)),
+    );
     let before = ses_sent_count().await;
 
     let delivered = sink
@@ -542,7 +546,9 @@ async fn given_ses_rejects_an_unverified_sender_then_the_failure_is_permanent() 
         .expect("mailbox");
     let sink = EmailSink::new(
         unverified,
-        SesMailer::new(aws_sdk_sesv2::Client::new(&moto.aws)),
+        SesMailer::new(aws_sdk_sesv2::Client::new(
+            &moto.aws_for(nphooks_testkit::function_id(Integration::Email)),
+        )),
     );
 
     let result = sink

@@ -254,7 +254,7 @@ fn given_a_missing_or_invalid_signing_secret_then_the_error_names_it_and_hides_t
 fn given_a_configured_sink_then_debug_does_not_show_the_secret() {
     let sink = NotifySink::from_settings(
         &settings("https://sales.example.com/hook", Some(SECRET)),
-        false,
+        true,
         client().expect("client"),
     )
     .expect("valid");

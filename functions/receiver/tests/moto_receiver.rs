@@ -383,7 +383,8 @@ async fn given_the_idempotency_table_is_down_then_the_webhook_is_still_enqueued_
 #[tokio::test]
 async fn given_app_secret_arn_then_the_secret_from_secrets_manager_configures_the_receiver() {
     let moto = Moto::start("secret").await;
-    let aws = moto.aws.clone();
+    // Everything here is the receiver's own doing, so it is signed as the receiver's role.
+    let aws = moto.aws_for(nphooks_testkit::RECEIVER_FUNCTION);
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     let secret = serde_json::json!({
         "NEXTPHONE_WEBHOOK_SECRETS": nphooks_core::samples::TEST_WEBHOOK_SECRET,
@@ -391,7 +392,7 @@ async fn given_app_secret_arn_then_the_secret_from_secrets_manager_configures_th
     });
     let arn = secrets
         .create_secret()
-        .name(format!("nphooks-test-{}", std::process::id()))
+        .name(format!("ReceiverSecret-test-{}", std::process::id()))
         .secret_string(secret.to_string())
         .send()
         .await
