@@ -11,6 +11,10 @@ use crate::failure::{FailureReason, SinkError};
 use crate::{Error, Result};
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The most of an answer's body that is read: enough for any JSON a sink parses, and a
+/// peer streaming without end costs a 128 MB function nothing more. The rest is dropped
+/// with the connection. Bodies are never stored nor quoted in failures.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The longest `Retry-After` honoured (SQS's visibility limit is 12 h; a sender asking
@@ -127,8 +131,23 @@ pub async fn send(request: reqwest::RequestBuilder) -> Result<Reply, SinkError> 
     let status = response.status().as_u16();
     let retry_after = retry_after(response.headers(), SystemTime::now());
     classify(status, retry_after)?;
-    let body = response.text().await.unwrap_or_default();
-    Ok(Reply { status, body })
+    Ok(Reply {
+        status,
+        body: read_capped(response).await,
+    })
+}
+
+/// At most [`MAX_BODY_BYTES`] of the body, as text (invalid UTF-8 replaced).
+async fn read_capped(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_BODY_BYTES - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == MAX_BODY_BYTES {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// Classifies a status; see [`send`]. `Ok(())` for 2xx.
