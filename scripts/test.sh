@@ -37,7 +37,7 @@ MOTO_PID=$!
 PIDS=("$MOTO_PID")
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "${MAILDIR:-}" "${MOTO_RECORDING:-}"
+  rm -rf "${MAILDIR:-}" "${MOTO_RECORDING:-}" "${NPHOOKS_TEST_LOG_DIR:-}"
 }
 trap cleanup EXIT
 
@@ -61,6 +61,8 @@ log "SMTP server (aiosmtpd) on 127.0.0.1:$SMTP_PORT, storing mail in $MAILDIR"
 PIDS+=($!)
 wait_for_port "SMTP server" "$!" "$SMTP_PORT" "$SMTP_LOG"
 
+# Every test process appends nphooks' own log lines here, for the leak scan.
+export NPHOOKS_TEST_LOG_DIR; NPHOOKS_TEST_LOG_DIR=$(mktemp -d -t nphooks-test-logs.XXXXXX)
 export NPHOOKS_TEST_SMTP_PORT="$SMTP_PORT" NPHOOKS_TEST_MAILDIR="$MAILDIR" NPHOOKS_TEST_PYTHON="$VENV/bin/python"
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
@@ -79,6 +81,10 @@ cargo test --workspace --all-targets --locked
 log "IAM check: the checker's unit tests, then every recorded call against its function's role"
 "$VENV/bin/python" -m unittest discover -s scripts/iam
 "$VENV/bin/python" scripts/iam/check_iam.py --template template.yaml --recording "$MOTO_RECORDING"
+
+log "leak scan: no caller data in any log line, queue message attribute or table value of the suite"
+"$VENV/bin/python" -m unittest discover -s scripts -p 'test_leak_scan.py'
+"$VENV/bin/python" scripts/leak_scan.py --recording "$MOTO_RECORDING" --logs "$NPHOOKS_TEST_LOG_DIR"
 
 if [ "${NPHOOKS_SKIP_SAM_BUILD:-0}" = 1 ]; then
   log "template lint and sam build skipped (NPHOOKS_SKIP_SAM_BUILD=1)"

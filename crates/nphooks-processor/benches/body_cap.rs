@@ -79,6 +79,13 @@ async fn main() {
     );
     let _ = std::io::stdout().flush();
     assert_eq!(requests.load(Ordering::SeqCst), 1, "one request");
-    assert_eq!(reply.body.len(), MAX_BODY_BYTES, "the body is cut at the cap");
-    assert!(peak <= PEAK_RSS_BOUND_KB, "peak RSS {peak} kB over the bound");
+    assert_eq!(
+        reply.body.len(),
+        MAX_BODY_BYTES,
+        "the body is cut at the cap"
+    );
+    assert!(
+        peak <= PEAK_RSS_BOUND_KB,
+        "peak RSS {peak} kB over the bound"
+    );
 }

@@ -80,6 +80,7 @@ static UNIQUE: AtomicUsize = AtomicUsize::new(0);
 
 impl Moto {
     pub async fn start(test: &str) -> Moto {
+        logs::keep_for_leak_scan();
         assert!(
             std::env::var_os("AWS_ENDPOINT_URL").is_some(),
             "AWS_ENDPOINT_URL is not set: run the tests with scripts/test.sh, which starts a moto server"
