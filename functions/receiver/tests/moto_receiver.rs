@@ -383,9 +383,10 @@ async fn given_the_idempotency_table_is_down_then_the_webhook_is_still_enqueued_
 #[tokio::test]
 async fn given_app_secret_arn_then_the_secret_from_secrets_manager_configures_the_receiver() {
     let moto = Moto::start("secret").await;
-    // Everything here is the receiver's own doing, so it is signed as the receiver's role.
+    // The set-up creates the secret; reading it and what follows is the receiver's own
+    // doing, signed as the receiver's role (the IAM check holds it against that role).
     let aws = moto.aws_for(nphooks_testkit::RECEIVER_FUNCTION);
-    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let secrets = aws_sdk_secretsmanager::Client::new(&moto.aws);
     let secret = serde_json::json!({
         "NEXTPHONE_WEBHOOK_SECRETS": nphooks_core::samples::TEST_WEBHOOK_SECRET,
         "NEXTPHONE_API_KEY": nphooks_core::samples::TEST_API_KEY,
@@ -433,7 +434,8 @@ async fn given_app_secret_arn_then_the_secret_from_secrets_manager_configures_th
             "APP_SECRET_ARN",
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:absent",
         )]),
-        &aws,
+        // A misconfiguration, not a call the role must allow: made as the set-up.
+        &moto.aws,
     )
     .await
     .expect_err("absent secret");
