@@ -8,14 +8,25 @@ cd "$(dirname "$0")/.."
 
 VENV="${NPHOOKS_SAM_VENV:-$PWD/.venv-sam}"
 TOOLS=("aws-sam-cli==1.161.1" "cfn-lint==1.51.0" "cargo-lambda==1.9.2")
-# checkov pins its own dependencies: it gets a virtualenv of its own, inside $VENV.
 CHECKOV="checkov==3.3.30"
 
 log() { printf '\n== %s\n' "$*"; }
 
-log "SAM tools (${TOOLS[*]}) in $VENV"
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check "${TOOLS[@]}"
+install_tools() {
+  log "SAM tools (${TOOLS[*]}, $CHECKOV) in $VENV"
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${TOOLS[@]}"
+  # checkov pins its own dependencies: it gets a virtualenv of its own, inside $VENV.
+  [ -x "$VENV/checkov/bin/python" ] || python3 -m venv "$VENV/checkov"
+  "$VENV/checkov/bin/pip" install --quiet --disable-pip-version-check "$CHECKOV"
+  rustup target add aarch64-unknown-linux-gnu
+}
+# `--install-only`: scripts/test.sh installs the tools while the tests build and run.
+if [ "${1:-}" = "--install-only" ]; then
+  install_tools
+  exit 0
+fi
+[ "${1:-}" = "--installed" ] || install_tools
 export PATH="$VENV/bin:$PATH" SAM_CLI_TELEMETRY=0
 # sam validate needs a region and some credentials, never a real account.
 export AWS_REGION="${AWS_REGION:-us-east-1}" AWS_DEFAULT_REGION="${AWS_REGION:-us-east-1}"
@@ -28,12 +39,7 @@ log "sam validate --lint"
 AWS_ENDPOINT_URL= sam validate --lint --region "$AWS_REGION"
 
 log "checkov ($CHECKOV; skipped checks and their reasons: .checkov.yaml)"
-[ -x "$VENV/checkov/bin/python" ] || python3 -m venv "$VENV/checkov"
-"$VENV/checkov/bin/pip" install --quiet --disable-pip-version-check "$CHECKOV"
 "$VENV/checkov/bin/checkov" --config-file .checkov.yaml -f template.yaml
-
-log "rustup target add aarch64-unknown-linux-gnu"
-rustup target add aarch64-unknown-linux-gnu
 
 log "sam build (cargo-lambda, arm64)"
 started=$(date +%s)

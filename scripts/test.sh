@@ -13,61 +13,33 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VENV="${NPHOOKS_VENV:-$PWD/.venv}"
-PY_PACKAGES=("moto[server]==5.2.5" "aiosmtpd==1.4.6" "aws-sam-translator==1.110.0")
+source scripts/lib/stand-ins.sh   # VENV, PY_PACKAGES, stand_ins_* (also used by scripts/test-runner.sh)
 
 log() { printf '\n== %s\n' "$*"; }
 
-log "python stand-ins (${PY_PACKAGES[*]}) in $VENV"
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
+if [ "${NPHOOKS_SKIP_SAM_BUILD:-0}" != 1 ]; then
+  # The SAM tools (and the arm64 target) download while the tests build: mostly network time.
+  SAM_INSTALL_LOG=$(mktemp -t sam-install.XXXXXX.log)
+  scripts/sam-build.sh --install-only >"$SAM_INSTALL_LOG" 2>&1 &
+  SAM_INSTALL_PID=$!
 fi
-"$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
 
-free_port() {
-  "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+log "python stand-ins (${PY_PACKAGES[*]}) in $VENV"
+stand_ins_install
 
-MOTO_PORT=$(free_port)
-MOTO_LOG=$(mktemp -t moto.XXXXXX.log)
 MOTO_RECORDING=$(mktemp -t moto-recording.XXXXXX.jsonl)
-log "moto server on 127.0.0.1:$MOTO_PORT, recording every request (log: $MOTO_LOG, recording: $MOTO_RECORDING)"
-"$VENV/bin/python" scripts/iam/moto_recording_server.py "$MOTO_RECORDING" -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
-MOTO_PID=$!
-PIDS=("$MOTO_PID")
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "${MAILDIR:-}" "${MOTO_RECORDING:-}" "${NPHOOKS_TEST_LOG_DIR:-}"
+  stand_ins_stop
+  rm -rf "${MOTO_RECORDING:-}" "${NPHOOKS_TEST_LOG_DIR:-}" "${SAM_INSTALL_LOG:-}"
 }
 trap cleanup EXIT
-
-wait_for_port() { # name pid port log
-  for _ in $(seq 1 150); do
-    if "$VENV/bin/python" -c "import socket; socket.create_connection(('127.0.0.1', $3), 0.5).close()" 2>/dev/null; then
-      return 0
-    fi
-    kill -0 "$2" 2>/dev/null || { cat "$4"; echo "$1 did not start" >&2; exit 1; }
-    sleep 0.2
-  done
-  cat "$4"; echo "$1 did not open port $3" >&2; exit 1
-}
-wait_for_port "moto server" "$MOTO_PID" "$MOTO_PORT" "$MOTO_LOG"
-
-SMTP_PORT=$(free_port)
-MAILDIR=$(mktemp -d -t nphooks-maildir.XXXXXX)
-SMTP_LOG=$(mktemp -t smtp.XXXXXX.log)
+stand_ins_start_moto "$MOTO_RECORDING"
+log "moto server on $AWS_ENDPOINT_URL, recording every request (log: $MOTO_LOG, recording: $MOTO_RECORDING)"
+stand_ins_start_smtp
 log "SMTP server (aiosmtpd) on 127.0.0.1:$SMTP_PORT, storing mail in $MAILDIR"
-"$VENV/bin/python" scripts/smtp_server.py --port "$SMTP_PORT" --maildir "$MAILDIR" >"$SMTP_LOG" 2>&1 &
-PIDS+=($!)
-wait_for_port "SMTP server" "$!" "$SMTP_PORT" "$SMTP_LOG"
 
 # Every test process appends nphooks' own log lines here, for the leak scan.
 export NPHOOKS_TEST_LOG_DIR; NPHOOKS_TEST_LOG_DIR=$(mktemp -d -t nphooks-test-logs.XXXXXX)
-export NPHOOKS_TEST_SMTP_PORT="$SMTP_PORT" NPHOOKS_TEST_MAILDIR="$MAILDIR" NPHOOKS_TEST_PYTHON="$VENV/bin/python"
-
-export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
-export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
-unset AWS_PROFILE AWS_SESSION_TOKEN
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -89,5 +61,7 @@ log "leak scan: no caller data in any log line, queue message attribute or table
 if [ "${NPHOOKS_SKIP_SAM_BUILD:-0}" = 1 ]; then
   log "template lint and sam build skipped (NPHOOKS_SKIP_SAM_BUILD=1)"
 else
-  scripts/sam-build.sh
+  wait "$SAM_INSTALL_PID" || { cat "$SAM_INSTALL_LOG"; echo "installing the SAM tools failed" >&2; exit 1; }
+  cat "$SAM_INSTALL_LOG"
+  scripts/sam-build.sh --installed
 fi
