@@ -214,10 +214,13 @@ async fn put_record(moto: &Moto, key: &str, state: &str, expires_at: u64, lease_
         .put_item()
         .table_name(&moto.table)
         .item(table::KEY, AttributeValue::S(key.into()))
-        .item("state", AttributeValue::S(state.into()))
-        .item("payload_hash", AttributeValue::S("earlier".into()))
-        .item("expires_at", AttributeValue::N(expires_at.to_string()))
-        .item("lease_until", AttributeValue::N(lease_until.to_string()))
+        .item(table::STATE, AttributeValue::S(state.into()))
+        .item(table::PAYLOAD_HASH, AttributeValue::S("earlier".into()))
+        .item(table::EXPIRES_AT, AttributeValue::N(expires_at.to_string()))
+        .item(
+            table::LEASE_UNTIL,
+            AttributeValue::N(lease_until.to_string()),
+        )
         .send()
         .await
         .expect("put item");

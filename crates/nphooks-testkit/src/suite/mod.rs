@@ -364,10 +364,13 @@ async fn crashed_claim_is_taken_over_after_its_lease(
             table::KEY,
             AttributeValue::S(format!("{integration}#{key}")),
         )
-        .item("state", AttributeValue::S("in_progress".into()))
-        .item("owner", AttributeValue::S("dead-run".into()))
-        .item("lease_until", AttributeValue::N((now - 1).to_string()))
-        .item("expires_at", AttributeValue::N((now + 3600).to_string()))
+        .item(table::STATE, AttributeValue::S("in_progress".into()))
+        .item(table::OWNER, AttributeValue::S("dead-run".into()))
+        .item(table::LEASE_UNTIL, AttributeValue::N((now - 1).to_string()))
+        .item(
+            table::EXPIRES_AT,
+            AttributeValue::N((now + 3600).to_string()),
+        )
         .send()
         .await
         .expect("put crashed claim");
