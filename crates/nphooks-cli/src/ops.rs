@@ -9,13 +9,15 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
+use nphooks_core::claims::{ClaimKey, DynamoClaims, EffectClaims};
 use nphooks_core::clock::Clock;
 use nphooks_core::config::Settings;
 use nphooks_core::delivery::DeliveryKey;
-use nphooks_core::idempotency::{DynamoStore, IdempotencyStore};
+use nphooks_core::ledger::{DeliveryLedger, DynamoLedger};
 use nphooks_core::queue::SqsQueue;
 use nphooks_core::rate_limit::MemoryRateLimiter;
 use nphooks_core::routing::Integration;
+use nphooks_core::table;
 use nphooks_processor::{ProcessorConfig, ProcessorDeps, RecordOutcome, process_records};
 
 use crate::queues::{MAX_RECEIVE_COUNT, aws_error, record};
@@ -41,13 +43,13 @@ pub async fn init_local(aws: &aws_config::SdkConfig, settings: &Settings) -> any
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
             AttributeDefinition::builder()
-                .attribute_name("pk")
+                .attribute_name(table::KEY)
                 .attribute_type(ScalarAttributeType::S)
                 .build()?,
         )
         .key_schema(
             KeySchemaElement::builder()
-                .attribute_name("pk")
+                .attribute_name(table::KEY)
                 .key_type(KeyType::Hash)
                 .build()?,
         )
@@ -60,7 +62,7 @@ pub async fn init_local(aws: &aws_config::SdkConfig, settings: &Settings) -> any
                 .table_name(&table)
                 .time_to_live_specification(
                     TimeToLiveSpecification::builder()
-                        .attribute_name("expires_at")
+                        .attribute_name(table::EXPIRES_AT)
                         .enabled(true)
                         .build()?,
                 )
@@ -233,10 +235,11 @@ pub async fn replay(
     force: bool,
 ) -> anyhow::Result<Vec<(Integration, RecordOutcome)>> {
     let table = table(settings);
-    let store = DynamoStore::connect(aws, &table);
+    let ledger = DynamoLedger::connect(aws, &table);
+    let claims = DynamoClaims::connect(aws, &table);
     let key = DeliveryKey::from_stored(key.to_owned());
-    let stored = store
-        .delivery(&key)
+    let stored = ledger
+        .look_up(&key)
         .await?
         .with_context(|| format!("no delivery {key} in table {table}: check the key (the receiver's answer and log show it)"))?;
     let envelope = stored
@@ -254,9 +257,8 @@ pub async fn replay(
     let allow_http = nphooks_processor::config::allow_http(settings)?;
     let mut outcomes = Vec::new();
     for integration in integrations {
-        let claim_key = format!("{integration}#{key}");
         if force {
-            store.forget_effect(&claim_key).await?;
+            claims.forget(&ClaimKey::new(integration, &key)).await?;
         }
         let deps = ProcessorDeps {
             config: ProcessorConfig {
@@ -269,7 +271,7 @@ pub async fn replay(
                     &queue_url(&sqs, &dlq_name(integration)).await?,
                 )
             },
-            store: store.clone(),
+            claims: claims.clone(),
             queue: SqsQueue::connect(aws),
             sink: AnySink::for_integration(integration, settings, allow_http, aws, &outbox)?,
             limiter: MemoryRateLimiter::new(),

@@ -2,7 +2,7 @@
 //! and every processor's handler fed from the queues as the Lambda event source would
 //! (batches, visibility timeout, redrive to the DLQ after `maxReceiveCount`).
 //!
-//! Offline (the default) it runs on the in-memory store and queues; with `--aws` or
+//! Offline (the default) it runs on the in-memory ledger, claims and queues; with `--aws` or
 //! `AWS_ENDPOINT_URL` set it uses DynamoDB and SQS (a moto server after `init-local`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,10 +13,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
+use nphooks_core::claims::{DynamoClaims, EffectClaims, MemoryClaims};
 use nphooks_core::clock::Clock;
 use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::envelope::Envelope;
-use nphooks_core::idempotency::{DynamoStore, IdempotencyStore, MemoryStore};
+use nphooks_core::ledger::{DeliveryLedger, DynamoLedger, MemoryLedger};
 use nphooks_core::queue::{MemoryQueue, Queue, SqsQueue};
 use nphooks_core::rate_limit::MemoryRateLimiter;
 use nphooks_core::routing::Integration;
@@ -221,7 +222,8 @@ pub async fn start(settings: Settings, options: &ServeOptions) -> anyhow::Result
         let sqs = aws_sdk_sqs::Client::new(&aws_config);
         let settings = resolve_queue_urls(settings, &sqs).await?;
         let receiver = ReceiverConfig::from_settings(&settings)?;
-        let store = Arc::new(DynamoStore::connect(
+        let ledger = DynamoLedger::connect(&aws_config, &receiver.idempotency_table);
+        let claims = Arc::new(DynamoClaims::connect(
             &aws_config,
             &receiver.idempotency_table,
         ));
@@ -238,7 +240,8 @@ pub async fn start(settings: Settings, options: &ServeOptions) -> anyhow::Result
             addr,
             settings,
             receiver,
-            store,
+            ledger,
+            claims,
             queue,
             source,
             dlqs,
@@ -259,13 +262,13 @@ pub async fn start(settings: Settings, options: &ServeOptions) -> anyhow::Result
             .iter()
             .map(|(integration, url)| (url.clone(), dlqs[integration].clone()));
         let queues = Arc::new(MemoryQueue::with_redrive(redrive));
-        let store = Arc::new(MemoryStore::new());
         launch(
             listener,
             addr,
             settings,
             receiver,
-            store,
+            MemoryLedger::new(),
+            Arc::new(MemoryClaims::new()),
             queues.clone(),
             queues,
             dlqs,
@@ -311,12 +314,13 @@ pub async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<
 }
 
 #[allow(clippy::too_many_arguments)]
-fn launch<S, Q, Src>(
+fn launch<L, C, Q, Src>(
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
     settings: Settings,
     receiver_config: ReceiverConfig,
-    store: Arc<S>,
+    ledger: L,
+    claims: Arc<C>,
     queue: Arc<Q>,
     source: Arc<Src>,
     dlqs: BTreeMap<Integration, String>,
@@ -327,7 +331,8 @@ fn launch<S, Q, Src>(
     options: &ServeOptions,
 ) -> anyhow::Result<Running>
 where
-    S: IdempotencyStore + 'static,
+    L: DeliveryLedger + 'static,
+    C: EffectClaims + 'static,
     Q: Queue + 'static,
     Src: QueueSource + 'static,
 {
@@ -355,7 +360,7 @@ where
                     &dlqs[&integration],
                 )
             },
-            store: store.clone(),
+            claims: claims.clone(),
             queue: queue.clone(),
             sink,
             limiter: limiter.clone(),
@@ -369,7 +374,7 @@ where
         )));
     }
 
-    let deps = Arc::new(receiver::Deps::new(receiver_config, store, queue));
+    let deps = Arc::new(receiver::Deps::new(receiver_config, ledger, queue));
     let server_tracker = tracker.clone();
     tasks.push(http_server::spawn(listener, move |request| {
         let deps = deps.clone();
@@ -386,8 +391,8 @@ where
 }
 
 /// One webhook through the receiver's own handler.
-async fn webhook<S: IdempotencyStore, Q: Queue>(
-    deps: &receiver::Deps<Arc<S>, Arc<Q>>,
+async fn webhook<L: DeliveryLedger, Q: Queue>(
+    deps: &receiver::Deps<L, Arc<Q>>,
     tracker: &Tracker,
     request: http_server::FullRequest,
 ) -> hyper::Response<Full<Bytes>> {
@@ -439,17 +444,17 @@ async fn webhook<S: IdempotencyStore, Q: Queue>(
     hyper::Response::from_parts(parts, Full::new(bytes))
 }
 
-/// A processor of the local runner: shared store and queues, one limiter per process.
-type LocalProcessor<S, Q> = ProcessorDeps<Arc<S>, Arc<Q>, AnySink, Arc<MemoryRateLimiter>>;
+/// A processor of the local runner: shared claims and queues, one limiter per process.
+type LocalProcessor<C, Q> = ProcessorDeps<Arc<C>, Arc<Q>, AnySink, Arc<MemoryRateLimiter>>;
 
 /// Feeds one processor from its queue, as the Lambda event source does.
-async fn event_source<S, Q, Src>(
-    deps: Arc<LocalProcessor<S, Q>>,
+async fn event_source<C, Q, Src>(
+    deps: Arc<LocalProcessor<C, Q>>,
     source: Arc<Src>,
     tracker: Arc<Tracker>,
     options: ServeOptions,
 ) where
-    S: IdempotencyStore,
+    C: EffectClaims,
     Q: Queue,
     Src: QueueSource,
 {

@@ -30,15 +30,6 @@ pub enum Error {
     #[error("invalid queue envelope: {0}")]
     Envelope(String),
 
-    /// The idempotency table could not be read or written.
-    #[error("idempotency table {table}: {message}")]
-    Store { table: String, message: String },
-
-    /// The idempotency table refused a request as invalid (a DynamoDB
-    /// `ValidationException`): a bug to fix, not an outage to ride out.
-    #[error("idempotency table {table} refused the request: {message}")]
-    StoreRejected { table: String, message: String },
-
     /// A message could not be sent to a queue.
     #[error("queue {queue}: {message}")]
     Queue { queue: String, message: String },

@@ -8,23 +8,28 @@
 //! - [`config`]: typed configuration read once at start; [`secrets`]: secret values,
 //!   refusing placeholders and values published in the repository;
 //! - [`window`]: the replay window (record lifetimes, stale webhooks) and the clock seam;
-//! - [`idempotency`] and [`queue`]: the two ports, each with a real and an in-memory adapter;
+//! - [`ledger`] (the receiver's delivery records), [`claims`] (the processors' effect
+//!   claims) and [`queue`]: the ports, each with a real and an in-memory adapter; [`table`]:
+//!   the idempotency table's attribute names; [`store_error`]: what a table call can fail with;
 //! - [`clock`]: the time port; [`rate_limit`]: per-destination limits shared by every Lambda;
 //! - [`samples`]: realistic, signed sample webhooks (the source of `events/`).
 
 pub mod aws;
+pub mod claims;
 pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod envelope;
 mod error;
-pub mod idempotency;
+pub mod ledger;
 pub mod queue;
 pub mod rate_limit;
 pub mod routing;
 pub mod samples;
 pub mod secrets;
 pub mod signature;
+pub mod store_error;
+pub mod table;
 pub mod webhook;
 pub mod window;
 

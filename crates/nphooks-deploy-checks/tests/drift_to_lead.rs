@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use nphooks_core::config::{ReceiverConfig, Settings};
-use nphooks_core::idempotency::DynamoStore;
+use nphooks_core::ledger::DynamoLedger;
 use nphooks_core::queue::SqsQueue;
 use nphooks_core::routing::Integration;
 use nphooks_core::samples::{
@@ -21,7 +21,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const LEADS_PATH: &str = "/api/leads";
 
-fn receiver_deps(moto: &Moto) -> receiver::Deps<DynamoStore, SqsQueue> {
+fn receiver_deps(moto: &Moto) -> receiver::Deps<DynamoLedger, SqsQueue> {
     let mut pairs = vec![
         (
             "NEXTPHONE_WEBHOOK_SECRETS".to_owned(),
@@ -35,7 +35,7 @@ fn receiver_deps(moto: &Moto) -> receiver::Deps<DynamoStore, SqsQueue> {
         pairs.push((integration.queue_url_var().to_owned(), url.clone()));
     }
     let config = ReceiverConfig::from_settings(&Settings::from_pairs(pairs)).expect("config");
-    receiver::Deps::new(config, moto.store(), moto.queue())
+    receiver::Deps::new(config, moto.ledger(), moto.queue())
 }
 
 #[tokio::test]

@@ -82,7 +82,7 @@ async fn given_a_body_at_the_largest_limit_then_the_receiver_puts_it_in_every_qu
         MAX_BODY_BYTES_LIMIT.to_string(),
     ));
     let config = ReceiverConfig::from_settings(&Settings::from_pairs(pairs)).expect("config");
-    let deps = receiver::Deps::new(config, moto.store(), moto.queue());
+    let deps = receiver::Deps::new(config, moto.ledger(), moto.queue());
 
     // WHEN a webhook one byte over the limit arrives THEN it is refused, nothing enqueued
     let over = body_of_size("call_size_over", MAX_BODY_BYTES_LIMIT + 1);

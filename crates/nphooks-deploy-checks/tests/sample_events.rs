@@ -36,7 +36,7 @@ async fn given_each_receiver_sample_event_then_the_receiver_answers_as_documente
     let moto = Moto::start("samples-receiver").await;
     let pairs = moto.receiver_settings();
     let config = ReceiverConfig::from_settings(&Settings::from_pairs(pairs)).expect("config");
-    let deps = receiver::Deps::new(config, moto.store(), moto.queue());
+    let deps = receiver::Deps::new(config, moto.ledger(), moto.queue());
     let samples = receiver_samples();
     for file in files("receiver") {
         let name = file

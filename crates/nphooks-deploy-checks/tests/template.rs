@@ -316,7 +316,7 @@ fn given_the_template_then_every_processor_queue_has_a_dlq_enough_visibility_and
     assert_eq!(table["DeletionPolicy"], "Retain");
     assert_eq!(
         table["Properties"]["TimeToLiveSpecification"]["AttributeName"],
-        "expires_at"
+        nphooks_core::table::EXPIRES_AT
     );
     assert_eq!(
         table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use lambda_runtime::service_fn;
+use nphooks_core::claims::DynamoClaims;
 use nphooks_core::clock::Clock;
-use nphooks_core::idempotency::DynamoStore;
 use nphooks_core::queue::SqsQueue;
 use nphooks_core::rate_limit::DynamoRateLimiter;
 
@@ -44,7 +44,7 @@ impl Startup {
 pub async fn run_lambda<K: Sink>(startup: Startup, sink: K) -> Result<(), lambda_runtime::Error> {
     let Startup { aws, config, .. } = startup;
     let deps = &ProcessorDeps {
-        store: DynamoStore::connect(&aws, &config.idempotency_table),
+        claims: DynamoClaims::connect(&aws, &config.idempotency_table),
         queue: SqsQueue::connect(&aws),
         limiter: DynamoRateLimiter::connect(&aws, &config.idempotency_table),
         clock: Clock::system(),

@@ -13,10 +13,10 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
 use lambda_runtime::LambdaEvent;
+use nphooks_core::claims::{Claim, EffectClaim, EffectClaims};
 use nphooks_core::clock::Clock;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::epoch_seconds;
-use nphooks_core::idempotency::{Claim, EffectClaim, IdempotencyStore};
 use nphooks_core::queue::Queue;
 use nphooks_core::rate_limit::{RateLimit, RateLimiter};
 use tokio::time::Instant;
@@ -71,9 +71,9 @@ pub trait Sink: Send + Sync {
 
 /// What a processor needs: config, the clock, and one adapter per port.
 #[derive(Debug)]
-pub struct ProcessorDeps<S, Q, K, L> {
+pub struct ProcessorDeps<C, Q, K, L> {
     pub config: ProcessorConfig,
-    pub store: S,
+    pub claims: C,
     pub queue: Q,
     pub sink: K,
     pub limiter: L,
@@ -112,13 +112,13 @@ impl RecordOutcome {
 
 /// Processes each record on its own, concurrently, within the invocation's deadline, and
 /// says how each ended (in the records' order).
-pub async fn process_records<S, Q, K, L>(
-    deps: &ProcessorDeps<S, Q, K, L>,
+pub async fn process_records<C, Q, K, L>(
+    deps: &ProcessorDeps<C, Q, K, L>,
     records: &[SqsMessage],
     lambda_deadline: SystemTime,
 ) -> Vec<RecordOutcome>
 where
-    S: IdempotencyStore,
+    C: EffectClaims,
     Q: Queue,
     K: Sink,
     L: RateLimiter,
@@ -139,12 +139,12 @@ where
 /// Processes a batch; each record on its own. Records left on the queue are reported as
 /// batch item failures; if one of them has no message id (which SQS always sets) the
 /// whole batch is failed instead, since an empty identifier would fail it anyway.
-pub async fn process_batch<S, Q, K, L>(
-    deps: &ProcessorDeps<S, Q, K, L>,
+pub async fn process_batch<C, Q, K, L>(
+    deps: &ProcessorDeps<C, Q, K, L>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error>
 where
-    S: IdempotencyStore,
+    C: EffectClaims,
     Q: Queue,
     K: Sink,
     L: RateLimiter,
@@ -168,14 +168,14 @@ where
     Ok(response)
 }
 
-async fn process_record<S, Q, K, L>(
-    deps: &ProcessorDeps<S, Q, K, L>,
+async fn process_record<C, Q, K, L>(
+    deps: &ProcessorDeps<C, Q, K, L>,
     record: &SqsMessage,
     deadline: Instant,
     lease_until: u64,
 ) -> RecordOutcome
 where
-    S: IdempotencyStore,
+    C: EffectClaims,
     Q: Queue,
     K: Sink,
     L: RateLimiter,
@@ -232,15 +232,15 @@ fn log_outcome(outcome: &RecordOutcome, elapsed: Duration) {
     }
 }
 
-async fn act<S, Q, K, L>(
-    deps: &ProcessorDeps<S, Q, K, L>,
-    mut settle: Settle<'_, S, Q, K, L>,
+async fn act<C, Q, K, L>(
+    deps: &ProcessorDeps<C, Q, K, L>,
+    mut settle: Settle<'_, C, Q, K, L>,
     envelope: &Envelope,
     deadline: Instant,
     lease_until: u64,
 ) -> RecordOutcome
 where
-    S: IdempotencyStore,
+    C: EffectClaims,
     Q: Queue,
     K: Sink,
     L: RateLimiter,
@@ -261,10 +261,10 @@ where
     let integration = deps.config.integration;
     let message_id = settle.message_id();
     let owner = format!("{message_id}@{}", nphooks_core::clock::epoch_millis(now));
-    let claim = EffectClaim::new(integration.as_str(), &envelope.delivery_key, owner);
+    let claim = EffectClaim::new(integration, &envelope.delivery_key, owner);
     match deps
-        .store
-        .claim_effect(
+        .claims
+        .claim(
             &claim,
             lease_until,
             epoch_seconds(now),
@@ -296,7 +296,7 @@ where
     let now = deps.clock.now();
     match result {
         Ok(delivered) => {
-            if let Err(error) = deps.store.complete_effect(&claim, epoch_seconds(now)).await {
+            if let Err(error) = deps.claims.complete(&claim, epoch_seconds(now)).await {
                 // The effect happened; a redelivery may repeat it only if this record is lost.
                 tracing::error!(%error, "delivered, but could not mark the claim completed");
             }
@@ -319,7 +319,7 @@ where
             match &outcome {
                 RecordOutcome::DeadLettered(reason) => {
                     let at = epoch_seconds(now);
-                    if let Err(e) = deps.store.fail_effect(&claim, reason, at).await {
+                    if let Err(e) = deps.claims.fail(&claim, reason, at).await {
                         tracing::error!(error = %e, "dead-lettered, but could not mark the claim failed");
                     }
                 }
@@ -333,8 +333,8 @@ where
 /// Takes a rate-limit slot for this delivery unless it already holds one that is due.
 /// `Some(slot)`: the slot lies in the future; wait for it. A limiter that cannot be
 /// reached does not stop the delivery: the destination's 429 still holds us back.
-async fn reserve_slot<S, Q, K, L>(
-    deps: &ProcessorDeps<S, Q, K, L>,
+async fn reserve_slot<C, Q, K, L>(
+    deps: &ProcessorDeps<C, Q, K, L>,
     state: &mut RetryState,
     now: SystemTime,
 ) -> Option<SystemTime>
@@ -361,11 +361,8 @@ where
     }
 }
 
-async fn release<S: IdempotencyStore, Q, K, L>(
-    deps: &ProcessorDeps<S, Q, K, L>,
-    claim: &EffectClaim,
-) {
-    if let Err(error) = deps.store.release_effect(claim).await {
+async fn release<C: EffectClaims, Q, K, L>(deps: &ProcessorDeps<C, Q, K, L>, claim: &EffectClaim) {
+    if let Err(error) = deps.claims.release(claim).await {
         // The lease runs out on its own; the retry waits for it.
         tracing::warn!(%error, "could not release the claim");
     }

@@ -50,15 +50,15 @@ impl Deferral {
 }
 
 /// One record being settled, with the retry state it carries.
-pub(crate) struct Settle<'a, S, Q, K, L> {
-    deps: &'a ProcessorDeps<S, Q, K, L>,
+pub(crate) struct Settle<'a, C, Q, K, L> {
+    deps: &'a ProcessorDeps<C, Q, K, L>,
     record: &'a SqsMessage,
     pub state: RetryState,
 }
 
-impl<'a, S, Q: Queue, K, L> Settle<'a, S, Q, K, L> {
+impl<'a, C, Q: Queue, K, L> Settle<'a, C, Q, K, L> {
     pub fn new(
-        deps: &'a ProcessorDeps<S, Q, K, L>,
+        deps: &'a ProcessorDeps<C, Q, K, L>,
         record: &'a SqsMessage,
         state: RetryState,
     ) -> Self {

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::SqsMessage;
+use nphooks_core::claims::EffectClaims;
 use nphooks_core::clock::{Clock, epoch_millis, from_epoch_millis};
-use nphooks_core::idempotency::IdempotencyStore;
 use nphooks_core::queue::Queue;
 use nphooks_core::rate_limit::RateLimiter;
 use nphooks_processor::retry::NOT_BEFORE_ATTR;
@@ -56,15 +56,15 @@ pub fn record_from(message: &aws_sdk_sqs::types::Message) -> SqsMessage {
 
 /// Feeds `deps`' queue to it in batches of `batch_size` until the queue is empty,
 /// moving `clock` forward as needed. Panics after `max_batches` invocations.
-pub async fn drain_on_virtual_time<S, Q, K, L>(
+pub async fn drain_on_virtual_time<C, Q, K, L>(
     moto: &Moto,
-    deps: &ProcessorDeps<S, Q, K, L>,
+    deps: &ProcessorDeps<C, Q, K, L>,
     clock: &Clock,
     batch_size: usize,
     max_batches: usize,
 ) -> Drained
 where
-    S: IdempotencyStore,
+    C: EffectClaims,
     Q: Queue,
     K: Sink,
     L: RateLimiter,

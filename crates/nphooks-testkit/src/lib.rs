@@ -24,15 +24,17 @@ use aws_sdk_dynamodb::types::{
 };
 use lambda_runtime::{Context, LambdaEvent};
 use nphooks_core::aws::{Timeouts, sdk_config};
+use nphooks_core::claims::DynamoClaims;
 use nphooks_core::clock::Clock;
 use nphooks_core::config::Secret;
 use nphooks_core::delivery::DeliveryKey;
 use nphooks_core::envelope::QueueMessage;
-use nphooks_core::idempotency::DynamoStore;
+use nphooks_core::ledger::DynamoLedger;
 use nphooks_core::queue::SqsQueue;
 use nphooks_core::rate_limit::DynamoRateLimiter;
 use nphooks_core::routing::Integration;
 use nphooks_core::signature::{WebhookAuth, sign};
+use nphooks_core::table;
 use nphooks_processor::{ProcessorConfig, ProcessorDeps};
 
 /// The access key id of the testkit's own set-up and inspection calls (not a function's).
@@ -121,12 +123,12 @@ impl Moto {
 
     async fn create_table(&self) {
         let definition = AttributeDefinition::builder()
-            .attribute_name("pk")
+            .attribute_name(table::KEY)
             .attribute_type(ScalarAttributeType::S)
             .build()
             .expect("complete");
         let key = KeySchemaElement::builder()
-            .attribute_name("pk")
+            .attribute_name(table::KEY)
             .key_type(KeyType::Hash)
             .build()
             .expect("complete");
@@ -184,9 +186,9 @@ impl Moto {
         signed_as(&self.aws, function)
     }
 
-    /// The receiver's idempotency store.
-    pub fn store(&self) -> DynamoStore {
-        DynamoStore::connect(&self.aws_for(RECEIVER_FUNCTION), &self.table)
+    /// The receiver's delivery ledger.
+    pub fn ledger(&self) -> DynamoLedger {
+        DynamoLedger::connect(&self.aws_for(RECEIVER_FUNCTION), &self.table)
     }
 
     /// The receiver's queue client.
@@ -199,7 +201,7 @@ impl Moto {
         &self,
         integration: Integration,
         sink: K,
-    ) -> ProcessorDeps<DynamoStore, SqsQueue, K, DynamoRateLimiter> {
+    ) -> ProcessorDeps<DynamoClaims, SqsQueue, K, DynamoRateLimiter> {
         let aws = self.aws_for(function_id(integration));
         ProcessorDeps {
             config: ProcessorConfig::local(
@@ -208,7 +210,7 @@ impl Moto {
                 &self.queue_urls[&integration],
                 &self.dlq_urls[&integration],
             ),
-            store: DynamoStore::connect(&aws, &self.table),
+            claims: DynamoClaims::connect(&aws, &self.table),
             queue: SqsQueue::connect(&aws),
             sink,
             limiter: DynamoRateLimiter::connect(&aws, &self.table),
@@ -341,7 +343,7 @@ impl Moto {
         self.dynamodb
             .get_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.to_owned()))
+            .key(table::KEY, AttributeValue::S(key.to_owned()))
             .consistent_read(true)
             .send()
             .await

@@ -12,11 +12,12 @@ use nphooks_core::clock::Clock;
 use nphooks_core::config::ReceiverConfig;
 use nphooks_core::delivery::{DeliveryKey, payload_hash};
 use nphooks_core::envelope::QueueMessage;
-use nphooks_core::idempotency::{Begin, IdempotencyStore};
+use nphooks_core::ledger::{Begin, DeliveryLedger};
 use nphooks_core::queue::Queue;
 use nphooks_core::routing::Integration;
 use nphooks_core::samples::WEBHOOK_PATH;
 use nphooks_core::signature::SIGNATURE_HEADER;
+use nphooks_core::store_error::StoreError;
 use nphooks_core::webhook::Event;
 
 use crate::answer::{LOGGED_CALL_ID_CHARS, Outcome, ReceiverError, Seen, answer, log_line};
@@ -26,20 +27,20 @@ pub const RECEIVE_BUDGET: Duration = Duration::from_millis(3500);
 
 /// What the receiver needs: its config and one adapter per port.
 #[derive(Debug)]
-pub struct Deps<S, Q> {
+pub struct Deps<L, Q> {
     pub config: ReceiverConfig,
-    pub store: S,
+    pub ledger: L,
     pub queue: Q,
     pub metrics: Metrics,
     /// The current time (the wall clock, unless a test sets it).
     pub clock: Clock,
 }
 
-impl<S, Q> Deps<S, Q> {
-    pub fn new(config: ReceiverConfig, store: S, queue: Q) -> Self {
+impl<L, Q> Deps<L, Q> {
+    pub fn new(config: ReceiverConfig, ledger: L, queue: Q) -> Self {
         Deps {
             config,
-            store,
+            ledger,
             queue,
             metrics: Metrics::default(),
             clock: Clock::system(),
@@ -82,8 +83,8 @@ impl Metrics {
 }
 
 /// Handles one API Gateway request. Never fails: every problem becomes an answer.
-pub async fn handle<S: IdempotencyStore, Q: Queue>(
-    deps: &Deps<S, Q>,
+pub async fn handle<L: DeliveryLedger, Q: Queue>(
+    deps: &Deps<L, Q>,
     request: Request,
 ) -> Response<Body> {
     let started = Instant::now();
@@ -95,8 +96,8 @@ pub async fn handle<S: IdempotencyStore, Q: Queue>(
     answer(result)
 }
 
-async fn receive<S: IdempotencyStore, Q: Queue>(
-    deps: &Deps<S, Q>,
+async fn receive<L: DeliveryLedger, Q: Queue>(
+    deps: &Deps<L, Q>,
     request: &Request,
     seen: &mut Seen,
 ) -> Result<Outcome, ReceiverError> {
@@ -168,7 +169,7 @@ async fn receive<S: IdempotencyStore, Q: Queue>(
     let route = deps.config.routes.route_for(&webhook);
     let hash = payload_hash(body);
 
-    let recorded = match deps.store.begin_delivery(&key, &hash, now, window).await {
+    let recorded = match deps.ledger.begin(&key, &hash, now, window).await {
         Ok(Begin::Started) => true,
         Ok(Begin::AlreadyEnqueued { same_payload }) => {
             if !same_payload {
@@ -190,7 +191,7 @@ async fn receive<S: IdempotencyStore, Q: Queue>(
         }
         // The table refused the request itself: the processors' claims would be refused
         // too, so enqueueing would only fill the DLQs. A bug to fix; the sender retries.
-        Err(error @ nphooks_core::Error::StoreRejected { .. }) => {
+        Err(error @ StoreError::Rejected { .. }) => {
             tracing::error!(%error, "the idempotency table refused the delivery record");
             return Err(ReceiverError::StoreRejected(key));
         }
@@ -209,17 +210,17 @@ async fn receive<S: IdempotencyStore, Q: Queue>(
         if recorded {
             // Let the sender's retry start afresh. If this fails too, the record's
             // lease runs out long before the first retry (5 min) and it is taken over.
-            if let Err(error) = deps.store.abandon_delivery(&key, &hash).await {
+            if let Err(error) = deps.ledger.abandon(&key, &hash).await {
                 tracing::error!(%error, "could not release the delivery record");
             }
         }
         return Err(failed);
     }
     if recorded {
-        let queues: Vec<&str> = route.iter().map(|i| i.as_str()).collect();
+        let queues: Vec<Integration> = route.iter().copied().collect();
         if let Err(error) = deps
-            .store
-            .complete_delivery(&key, &queues, Some(message.body()), now)
+            .ledger
+            .complete(&key, &queues, Some(message.body()), now)
             .await
         {
             // The messages are durable; a retry would re-enqueue and the processors

@@ -3,7 +3,7 @@ use std::time::Duration;
 use lambda_http::{Error, run, service_fn, tracing};
 use nphooks_core::aws::{Timeouts, load_settings, sdk_config};
 use nphooks_core::config::ReceiverConfig;
-use nphooks_core::idempotency::DynamoStore;
+use nphooks_core::ledger::DynamoLedger;
 use nphooks_core::queue::SqsQueue;
 use receiver::{Deps, handle};
 
@@ -23,8 +23,8 @@ async fn main() -> Result<(), Error> {
         tracing::error!(%error, "configuration refused");
         error.to_string()
     })?;
-    let store = DynamoStore::connect(&aws, &config.idempotency_table);
-    let deps = &Deps::new(config, store, SqsQueue::connect(&aws));
+    let ledger = DynamoLedger::connect(&aws, &config.idempotency_table);
+    let deps = &Deps::new(config, ledger, SqsQueue::connect(&aws));
     run(service_fn(move |request| async move {
         Ok::<_, Error>(handle(deps, request).await)
     }))

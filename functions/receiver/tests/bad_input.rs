@@ -352,10 +352,14 @@ async fn given_each_bad_or_odd_input_when_received_then_the_answer_is_documented
         );
         // AND side effects happen only where documented
         if case.effect {
-            assert_eq!(deps.store.len(), 1, "{name}");
+            assert_eq!(deps.ledger.len(), 1, "{name}");
             assert_eq!(deps.queue.total(), 4, "{name}");
         } else {
-            assert_eq!(deps.store.operations(), 0, "{name}: no store read or write");
+            assert_eq!(
+                deps.ledger.operations(),
+                0,
+                "{name}: no store read or write"
+            );
             assert_eq!(deps.queue.total(), 0, "{name}: nothing enqueued");
         }
     }

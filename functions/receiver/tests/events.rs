@@ -79,7 +79,7 @@ async fn given_every_receiver_event_file_when_handled_then_it_gets_its_documente
             );
         }
         if status == 401 {
-            assert_eq!(deps.store.operations(), 0, "{name}: no store access");
+            assert_eq!(deps.ledger.operations(), 0, "{name}: no store access");
             assert_eq!(deps.queue.total(), 0, "{name}: nothing enqueued");
         }
     }

@@ -10,6 +10,7 @@ use futures::future::join_all;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::routing::Integration;
 use nphooks_core::samples::{Delivery, WEBHOOK_PATH, api_gateway_event};
+use nphooks_core::table;
 use nphooks_testkit::{Moto, text};
 
 /// When this test process "sent" its webhooks: two minutes ago, well inside the window.
@@ -212,11 +213,14 @@ async fn put_record(moto: &Moto, key: &str, state: &str, expires_at: u64, lease_
     moto.dynamodb
         .put_item()
         .table_name(&moto.table)
-        .item("pk", AttributeValue::S(key.into()))
-        .item("state", AttributeValue::S(state.into()))
-        .item("payload_hash", AttributeValue::S("earlier".into()))
-        .item("expires_at", AttributeValue::N(expires_at.to_string()))
-        .item("lease_until", AttributeValue::N(lease_until.to_string()))
+        .item(table::KEY, AttributeValue::S(key.into()))
+        .item(table::STATE, AttributeValue::S(state.into()))
+        .item(table::PAYLOAD_HASH, AttributeValue::S("earlier".into()))
+        .item(table::EXPIRES_AT, AttributeValue::N(expires_at.to_string()))
+        .item(
+            table::LEASE_UNTIL,
+            AttributeValue::N(lease_until.to_string()),
+        )
         .send()
         .await
         .expect("put item");
@@ -417,7 +421,7 @@ async fn given_app_secret_arn_then_the_secret_from_secrets_manager_configures_th
         nphooks_core::config::ReceiverConfig::from_settings(&settings).expect("complete config");
     let deps = receiver::Deps::new(
         config,
-        nphooks_core::idempotency::DynamoStore::connect(&aws, &moto.table),
+        nphooks_core::ledger::DynamoLedger::connect(&aws, &moto.table),
         nphooks_core::queue::SqsQueue::connect(&aws),
     );
 

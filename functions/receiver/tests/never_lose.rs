@@ -181,7 +181,7 @@ async fn given_a_table_that_refuses_the_record_as_invalid_then_500_not_fail_open
     let config = ReceiverConfig::from_settings(&settings(&moto.queue_urls, &table)).expect("valid");
     let deps = receiver::Deps::new(
         config,
-        nphooks_core::idempotency::DynamoStore::connect(&moto.aws, &table),
+        nphooks_core::ledger::DynamoLedger::connect(&moto.aws, &table),
         moto.queue(),
     );
 

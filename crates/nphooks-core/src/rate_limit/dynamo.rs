@@ -8,11 +8,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::{RateLimit, RateLimiter, SLOT_RETENTION, slot_key};
 use crate::clock::{epoch_millis, from_epoch_millis};
-use crate::idempotency::attr;
-use crate::{Error, Result};
-
-/// The attribute holding the next free slot, epoch milliseconds.
-pub const NEXT_SLOT: &str = "next_slot_ms";
+use crate::store_error::StoreError;
+use crate::table::{self, NEXT_SLOT};
 
 /// The rate limiter in the idempotency table.
 #[derive(Debug, Clone)]
@@ -33,11 +30,8 @@ impl DynamoRateLimiter {
         }
     }
 
-    fn error(&self, e: impl std::fmt::Display) -> Error {
-        Error::Store {
-            table: self.table.clone(),
-            message: e.to_string(),
-        }
+    fn error(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::unavailable(&self.table, e)
     }
 }
 
@@ -58,7 +52,7 @@ impl RateLimiter for DynamoRateLimiter {
         limit: RateLimit,
         cost: u32,
         now: SystemTime,
-    ) -> Result<SystemTime> {
+    ) -> Result<SystemTime, StoreError> {
         let _turn = self.one_at_a_time.lock().await;
         let span = span_millis(limit, cost);
         let now_ms = epoch_millis(now);
@@ -69,11 +63,11 @@ impl RateLimiter for DynamoRateLimiter {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(attr::KEY, key.clone())
+            .key(table::KEY, key.clone())
             .update_expression("SET #next = :after, #expires = :expires")
             .condition_expression("attribute_not_exists(#next) OR #next <= :now")
             .expression_attribute_names("#next", NEXT_SLOT)
-            .expression_attribute_names("#expires", attr::EXPIRES_AT)
+            .expression_attribute_names("#expires", table::EXPIRES_AT)
             .expression_attribute_values(":after", n(now_ms.saturating_add(span)))
             .expression_attribute_values(":now", n(now_ms))
             .expression_attribute_values(":expires", n(expires))
@@ -91,10 +85,10 @@ impl RateLimiter for DynamoRateLimiter {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(attr::KEY, key)
+            .key(table::KEY, key)
             .update_expression("SET #next = #next + :span, #expires = :expires")
             .expression_attribute_names("#next", NEXT_SLOT)
-            .expression_attribute_names("#expires", attr::EXPIRES_AT)
+            .expression_attribute_names("#expires", table::EXPIRES_AT)
             .expression_attribute_values(":span", n(span))
             .expression_attribute_values(":expires", n(expires))
             .return_values(ReturnValue::UpdatedNew)

@@ -5,9 +5,9 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use super::{RateLimit, RateLimiter};
-use crate::Result;
 use crate::clock::{epoch_millis, from_epoch_millis};
 use crate::queue::lock;
+use crate::store_error::StoreError;
 
 /// Next free slot (epoch milliseconds) per destination.
 #[derive(Debug, Default)]
@@ -28,7 +28,7 @@ impl RateLimiter for MemoryRateLimiter {
         limit: RateLimit,
         cost: u32,
         now: SystemTime,
-    ) -> Result<SystemTime> {
+    ) -> Result<SystemTime, StoreError> {
         let span = super::dynamo::span_millis(limit, cost);
         let now = epoch_millis(now);
         let mut slots = lock(&self.next_slot);

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 pub use dynamo::DynamoRateLimiter;
 pub use memory::MemoryRateLimiter;
 
+use crate::store_error::StoreError;
 use crate::{Error, Result};
 
 /// At most `requests` requests `per` period, evenly spaced.
@@ -74,7 +75,7 @@ pub trait RateLimiter: Send + Sync {
         limit: RateLimit,
         cost: u32,
         now: SystemTime,
-    ) -> impl Future<Output = Result<SystemTime>> + Send;
+    ) -> impl Future<Output = Result<SystemTime, StoreError>> + Send;
 }
 
 /// The key of a destination's slot item in the idempotency table.
@@ -93,7 +94,7 @@ impl<T: RateLimiter> RateLimiter for std::sync::Arc<T> {
         limit: RateLimit,
         cost: u32,
         now: SystemTime,
-    ) -> impl Future<Output = Result<SystemTime>> + Send {
+    ) -> impl Future<Output = Result<SystemTime, StoreError>> + Send {
         (**self).reserve(destination, limit, cost, now)
     }
 }

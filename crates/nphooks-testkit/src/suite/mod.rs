@@ -9,6 +9,7 @@ use futures::future::join_all;
 use nphooks_core::clock::Clock;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::routing::Integration;
+use nphooks_core::table;
 use nphooks_processor::retry::{ATTEMPTS_ATTR, NOT_BEFORE_ATTR};
 use nphooks_processor::{ProcessorDeps, Sink, process_batch};
 use wiremock::matchers::method;
@@ -359,11 +360,17 @@ async fn crashed_claim_is_taken_over_after_its_lease(
     moto.dynamodb
         .put_item()
         .table_name(&moto.table)
-        .item("pk", AttributeValue::S(format!("{integration}#{key}")))
-        .item("state", AttributeValue::S("in_progress".into()))
-        .item("owner", AttributeValue::S("dead-run".into()))
-        .item("lease_until", AttributeValue::N((now - 1).to_string()))
-        .item("expires_at", AttributeValue::N((now + 3600).to_string()))
+        .item(
+            table::KEY,
+            AttributeValue::S(format!("{integration}#{key}")),
+        )
+        .item(table::STATE, AttributeValue::S("in_progress".into()))
+        .item(table::OWNER, AttributeValue::S("dead-run".into()))
+        .item(table::LEASE_UNTIL, AttributeValue::N((now - 1).to_string()))
+        .item(
+            table::EXPIRES_AT,
+            AttributeValue::N((now + 3600).to_string()),
+        )
         .send()
         .await
         .expect("put crashed claim");

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use lambda_http::{Body, Request, Response};
 use nphooks_core::config::{ReceiverConfig, Settings};
-use nphooks_core::idempotency::{DynamoStore, MemoryStore};
+use nphooks_core::ledger::{DynamoLedger, MemoryLedger};
 use nphooks_core::queue::{MemoryQueue, SqsQueue};
 use nphooks_core::routing::Integration;
 use nphooks_core::samples::{
@@ -58,25 +58,25 @@ pub fn settings(queue_urls: &BTreeMap<Integration, String>, table: &str) -> Sett
 }
 
 /// Receiver deps on the in-memory adapters.
-pub fn memory_deps() -> Deps<MemoryStore, MemoryQueue> {
+pub fn memory_deps() -> Deps<MemoryLedger, MemoryQueue> {
     let urls = Integration::ALL
         .into_iter()
         .map(|i| (i, queue_url(i)))
         .collect();
     let config = ReceiverConfig::from_settings(&settings(&urls, "memory")).expect("valid config");
-    Deps::new(config, MemoryStore::new(), MemoryQueue::new())
+    Deps::new(config, MemoryLedger::new(), MemoryQueue::new())
 }
 
 /// Receiver deps on the real SDK adapters, pointed at the test's moto tables and queues.
-pub fn moto_deps(moto: &Moto) -> Deps<DynamoStore, SqsQueue> {
+pub fn moto_deps(moto: &Moto) -> Deps<DynamoLedger, SqsQueue> {
     moto_deps_with_queues(moto, &moto.queue_urls)
 }
 
 pub fn moto_deps_with_queues(
     moto: &Moto,
     queue_urls: &BTreeMap<Integration, String>,
-) -> Deps<DynamoStore, SqsQueue> {
+) -> Deps<DynamoLedger, SqsQueue> {
     let config =
         ReceiverConfig::from_settings(&settings(queue_urls, &moto.table)).expect("valid config");
-    Deps::new(config, moto.store(), moto.queue())
+    Deps::new(config, moto.ledger(), moto.queue())
 }

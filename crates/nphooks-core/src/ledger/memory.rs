@@ -1,0 +1,124 @@
+//! The delivery ledger in memory, for local runs and unit tests: the same transitions,
+//! decided by the module's `is_live`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{
+    Begin, DeliveryLedger, DeliveryState, RECEIVE_LEASE_SECS, StoredDelivery, is_live, storable,
+};
+use crate::delivery::DeliveryKey;
+use crate::queue::lock;
+use crate::routing::Integration;
+use crate::store_error::StoreError;
+use crate::window::ReplayWindow;
+
+#[derive(Debug, Clone)]
+struct Record {
+    state: DeliveryState,
+    payload_hash: String,
+    expires_at: u64,
+    lease_until: u64,
+    queues: Vec<String>,
+    envelope: Option<String>,
+}
+
+/// Delivery records in memory.
+#[derive(Debug, Default)]
+pub struct MemoryLedger {
+    records: Mutex<HashMap<String, Record>>,
+    operations: AtomicUsize,
+}
+
+impl MemoryLedger {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many reads and writes the ledger has served.
+    pub fn operations(&self) -> usize {
+        self.operations.load(Ordering::SeqCst)
+    }
+
+    /// How many records it holds.
+    pub fn len(&self) -> usize {
+        lock(&self.records).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn count(&self) {
+        self.operations.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl DeliveryLedger for MemoryLedger {
+    async fn begin(
+        &self,
+        key: &DeliveryKey,
+        payload_hash: &str,
+        now: u64,
+        window: ReplayWindow,
+    ) -> Result<Begin, StoreError> {
+        self.count();
+        let mut records = lock(&self.records);
+        if let Some(old) = records.get(key.as_str())
+            && is_live(old.state, old.expires_at, old.lease_until, now)
+        {
+            let same_payload = old.payload_hash == payload_hash;
+            return Ok(Begin::blocked_by(Some(old.state), same_payload));
+        }
+        let record = Record {
+            state: DeliveryState::Received,
+            payload_hash: payload_hash.to_owned(),
+            expires_at: window.expires_at(now),
+            lease_until: now + RECEIVE_LEASE_SECS,
+            queues: Vec::new(),
+            envelope: None,
+        };
+        records.insert(key.as_str().to_owned(), record);
+        Ok(Begin::Started)
+    }
+
+    async fn complete(
+        &self,
+        key: &DeliveryKey,
+        queues: &[Integration],
+        envelope: Option<&str>,
+        _now: u64,
+    ) -> Result<(), StoreError> {
+        self.count();
+        if let Some(record) = lock(&self.records).get_mut(key.as_str()) {
+            record.state = DeliveryState::Enqueued;
+            record.queues = queues.iter().map(|q| q.as_str().to_owned()).collect();
+            record.envelope = storable(envelope).map(str::to_owned);
+        }
+        Ok(())
+    }
+
+    async fn abandon(&self, key: &DeliveryKey, payload_hash: &str) -> Result<(), StoreError> {
+        self.count();
+        let mut records = lock(&self.records);
+        let mine = records
+            .get(key.as_str())
+            .is_some_and(|r| r.state == DeliveryState::Received && r.payload_hash == payload_hash);
+        if mine {
+            records.remove(key.as_str());
+        }
+        Ok(())
+    }
+
+    async fn look_up(&self, key: &DeliveryKey) -> Result<Option<StoredDelivery>, StoreError> {
+        self.count();
+        Ok(lock(&self.records)
+            .get(key.as_str())
+            .map(|r| StoredDelivery {
+                enqueued: r.state == DeliveryState::Enqueued,
+                queues: r.queues.clone(),
+                envelope: r.envelope.clone(),
+            }))
+    }
+}

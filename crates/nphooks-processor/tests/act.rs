@@ -1,0 +1,199 @@
+//! The processor's per-record state machine on the in-memory adapters (claims, queue,
+//! limiter) and a scripted sink: no moto, no network.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::sqs::SqsMessage;
+use nphooks_core::claims::{Claim, ClaimKey, ClaimState, EffectClaim, EffectClaims, MemoryClaims};
+use nphooks_core::clock::Clock;
+use nphooks_core::delivery::DeliveryKey;
+use nphooks_core::envelope::Envelope;
+use nphooks_core::queue::MemoryQueue;
+use nphooks_core::rate_limit::MemoryRateLimiter;
+use nphooks_core::routing::Integration;
+use nphooks_core::window::ReplayWindow;
+use nphooks_processor::retry::ATTEMPTS_ATTR;
+use nphooks_processor::{
+    Deferral, Delivered, FailureReason, ProcessorConfig, ProcessorDeps, RecordOutcome, Sink,
+    SinkError, process_records,
+};
+
+const QUEUE: &str = "memory://crm";
+const DLQ: &str = "memory://crm-dlq";
+const KEY: &str = "call.ended#call_act";
+
+/// A sink that answers from a script and counts its calls.
+#[derive(Default)]
+struct ScriptedSink {
+    answers: Mutex<VecDeque<Result<Delivered, SinkError>>>,
+    calls: AtomicUsize,
+}
+
+impl Sink for ScriptedSink {
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+
+    async fn deliver(&self, _envelope: &Envelope) -> Result<Delivered, SinkError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let next = self.answers.lock().expect("not poisoned").pop_front();
+        next.unwrap_or_else(|| Ok(Delivered::Sent("lead created".into())))
+    }
+}
+
+type Deps = ProcessorDeps<MemoryClaims, MemoryQueue, ScriptedSink, MemoryRateLimiter>;
+
+fn start() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+/// Crm processor deps whose sink gives `answers`, in order, then succeeds.
+fn deps(answers: Vec<Result<Delivered, SinkError>>) -> Deps {
+    let sink = ScriptedSink {
+        answers: Mutex::new(answers.into()),
+        ..ScriptedSink::default()
+    };
+    ProcessorDeps {
+        config: ProcessorConfig::local(Integration::Crm, "memory", QUEUE, DLQ),
+        claims: MemoryClaims::new(),
+        queue: MemoryQueue::new(),
+        sink,
+        limiter: MemoryRateLimiter::new(),
+        clock: Clock::manual(start()),
+    }
+}
+
+fn claim_key() -> ClaimKey {
+    ClaimKey::new(Integration::Crm, &DeliveryKey::from_stored(KEY.into()))
+}
+
+/// Another run's claim on the same effect, taken at `start()`.
+async fn claimed_by_another_run(deps: &Deps, lease: Duration) -> EffectClaim {
+    let other = EffectClaim::new(
+        Integration::Crm,
+        &DeliveryKey::from_stored(KEY.into()),
+        "other",
+    );
+    let now = nphooks_core::epoch_seconds(start());
+    let lease_until = now + lease.as_secs();
+    let claimed = deps
+        .claims
+        .claim(&other, lease_until, now, ReplayWindow::DEFAULT);
+    assert_eq!(claimed.await.expect("memory"), Claim::Claimed);
+    other
+}
+
+/// Runs one record of the demo envelope through the processor.
+async fn process(deps: &Deps) -> RecordOutcome {
+    let webhook =
+        r#"{"event":"call.ended","data":{"call_id":"call_act","call_type":"demo_request"}}"#;
+    let body = format!(
+        r#"{{"v":1,"delivery_key":"{KEY}","event":"call.ended","received_at":"2026-11-26T15:30:01Z","webhook":{webhook}}}"#
+    );
+    let record: SqsMessage = serde_json::from_value(serde_json::json!({
+        "messageId": "m-1",
+        "receiptHandle": "r-1",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {}
+    }))
+    .expect("a valid SQS record");
+    let deadline = SystemTime::now() + Duration::from_secs(60);
+    let mut outcomes = process_records(deps, &[record], deadline).await;
+    assert_eq!(outcomes.len(), 1);
+    outcomes.remove(0)
+}
+
+fn calls(deps: &Deps) -> usize {
+    deps.sink.calls.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn given_a_new_delivery_when_processed_then_it_is_claimed_sent_and_completed() {
+    let deps = deps(vec![]);
+    let outcome = process(&deps).await;
+    assert_eq!(
+        outcome,
+        RecordOutcome::Done(Delivered::Sent("lead created".into()))
+    );
+    assert_eq!(calls(&deps), 1);
+    assert_eq!(deps.claims.state(&claim_key()), Some(ClaimState::Completed));
+    assert_eq!(deps.queue.total(), 0, "nothing re-sent or dead-lettered");
+}
+
+#[tokio::test]
+async fn given_a_completed_effect_when_its_message_comes_again_then_nothing_is_sent() {
+    let deps = deps(vec![]);
+    let other = claimed_by_another_run(&deps, Duration::from_secs(60)).await;
+    deps.claims.complete(&other, 0).await.expect("memory");
+    let outcome = process(&deps).await;
+    assert_eq!(outcome, RecordOutcome::AlreadyDone);
+    assert_eq!((calls(&deps), deps.queue.total()), (0, 0));
+}
+
+#[tokio::test]
+async fn given_another_run_holds_the_claim_then_the_message_waits_without_acting() {
+    let deps = deps(vec![]);
+    claimed_by_another_run(&deps, Duration::from_secs(600)).await;
+    let outcome = process(&deps).await;
+    let RecordOutcome::Deferred { why, until } = outcome else {
+        panic!("expected a wait, got {outcome:?}");
+    };
+    assert_eq!(why, Deferral::ClaimBusy);
+    assert!(until > start(), "{until:?}");
+    assert_eq!(calls(&deps), 0);
+    assert_eq!(
+        deps.queue.messages(QUEUE).len(),
+        1,
+        "re-sent to its own queue"
+    );
+    assert_eq!(
+        deps.claims.state(&claim_key()),
+        Some(ClaimState::InProgress)
+    );
+}
+
+#[tokio::test]
+async fn given_a_transient_failure_then_the_claim_is_released_and_the_message_backs_off() {
+    let deps = deps(vec![Err(SinkError::transient(FailureReason::ServerError))]);
+    let outcome = process(&deps).await;
+    let RecordOutcome::Deferred { why, until } = outcome else {
+        panic!("expected a backoff, got {outcome:?}");
+    };
+    assert_eq!(why, Deferral::Backoff(1));
+    assert!(until > start(), "{until:?}");
+    assert_eq!(deps.claims.state(&claim_key()), None, "released");
+    let resent = deps.queue.messages(QUEUE);
+    assert_eq!(resent.len(), 1);
+    let attempts = resent[0]
+        .attributes()
+        .iter()
+        .find(|(n, _)| *n == ATTEMPTS_ATTR);
+    assert_eq!(attempts.map(|(_, v)| v.as_str()), Some("1"));
+    assert!(deps.queue.messages(DLQ).is_empty());
+}
+
+#[tokio::test]
+async fn given_a_permanent_failure_then_the_claim_fails_and_the_message_is_dead_lettered() {
+    let deps = deps(vec![Err(SinkError::permanent(
+        FailureReason::InvalidPayload,
+    ))]);
+    let outcome = process(&deps).await;
+    let RecordOutcome::DeadLettered(reason) = outcome else {
+        panic!("expected a dead letter, got {outcome:?}");
+    };
+    assert_eq!(deps.claims.state(&claim_key()), Some(ClaimState::Failed));
+    let dead = deps.queue.messages(DLQ);
+    assert_eq!(dead.len(), 1);
+    let envelope = Envelope::decode(dead[0].body()).expect("body intact");
+    assert_eq!(envelope.delivery_key.as_str(), KEY);
+    let stored = dead[0]
+        .attributes()
+        .iter()
+        .find(|(n, _)| *n == "failure_reason");
+    assert_eq!(stored.map(|(_, v)| v.as_str()), Some(reason.as_str()));
+    assert!(deps.queue.messages(QUEUE).is_empty(), "not retried");
+}
