@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use base64::Engine as _;
-use nphooks_core::samples;
 use nphooks_core::webhook::{EventKind, type_name};
+use nphooks_samples as samples;
 use serde_json::{Map, Value};
 
 /// The `User-Agent` every attempt carries.

@@ -20,10 +20,10 @@ use nphooks_core::idempotency::{DynamoStore, IdempotencyStore, MemoryStore};
 use nphooks_core::queue::{MemoryQueue, Queue, SqsQueue};
 use nphooks_core::rate_limit::MemoryRateLimiter;
 use nphooks_core::routing::Integration;
-use nphooks_core::samples::TEST_WEBHOOK_SECRET;
 use nphooks_processor::{
     Delivered, ProcessorConfig, ProcessorDeps, RecordOutcome, process_records,
 };
+use nphooks_samples::TEST_WEBHOOK_SECRET;
 
 use crate::http_server;
 use crate::queues::{QueueSource, SqsSource};
@@ -394,24 +394,12 @@ async fn webhook<S: IdempotencyStore, Q: Queue>(
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let request = lambda_http::Request::from_parts(parts, lambda_http::Body::Binary(body.to_vec()));
-    let response = receiver::handle(deps, request).await;
-    let (parts, body) = response.into_parts();
+    let result = receiver::receive(deps, &request).await;
+    let (parts, body) = receiver::answer(&result).into_parts();
     let bytes = Bytes::copy_from_slice(body.as_ref());
-    let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    let key = answer["delivery_key"].as_str().unwrap_or("-");
     let elapsed = started.elapsed().as_millis();
-    match answer["status"].as_str() {
-        Some("accepted") => {
-            let queues: BTreeSet<Integration> = answer["queues"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|q| {
-                    Integration::ALL
-                        .into_iter()
-                        .find(|i| Some(i.as_str()) == q.as_str())
-                })
-                .collect();
+    match &result {
+        Ok(receiver::Outcome::Accepted { key, queues, .. }) => {
             line(format!(
                 "← {key} accepted → {} ({elapsed} ms)",
                 queues
@@ -420,20 +408,21 @@ async fn webhook<S: IdempotencyStore, Q: Queue>(
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
-            tracker.expect(key, queues);
+            tracker.expect(key.as_str(), queues.clone());
         }
-        Some(status) => line(format!(
-            "← {key} {status}{} ({elapsed} ms)",
-            answer["reason"]
-                .as_str()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
+        Ok(outcome) => line(format!(
+            "← {} {}{} ({elapsed} ms)",
+            outcome.key().map_or("-", |key| key.as_str()),
+            outcome.name(),
+            match outcome {
+                receiver::Outcome::Ignored { reason, .. } => format!(": {reason}"),
+                _ => String::new(),
+            }
         )),
-        None => line(format!(
-            "← {} {}: {} ({elapsed} ms)",
+        Err(error) => line(format!(
+            "← {} {}: {error} ({elapsed} ms)",
             parts.status.as_u16(),
-            answer["error"].as_str().unwrap_or("error"),
-            answer["message"].as_str().unwrap_or_default()
+            error.code(),
         )),
     }
     hyper::Response::from_parts(parts, Full::new(bytes))

@@ -25,13 +25,13 @@ use aws_sdk_dynamodb::types::{
 use lambda_runtime::{Context, LambdaEvent};
 use nphooks_core::aws::{Timeouts, sdk_config};
 use nphooks_core::clock::Clock;
-use nphooks_core::config::Secret;
 use nphooks_core::delivery::DeliveryKey;
 use nphooks_core::envelope::QueueMessage;
 use nphooks_core::idempotency::DynamoStore;
 use nphooks_core::queue::SqsQueue;
 use nphooks_core::rate_limit::DynamoRateLimiter;
 use nphooks_core::routing::Integration;
+use nphooks_core::secret::Secret;
 use nphooks_core::signature::{WebhookAuth, sign};
 use nphooks_processor::{ProcessorConfig, ProcessorDeps};
 
@@ -159,9 +159,9 @@ impl Moto {
     }
 
     /// The receiver's settings for this moto's table and queues, signed with the test
-    /// secret and API key of `nphooks_core::samples`.
+    /// secret and API key of `nphooks_samples`.
     pub fn receiver_settings(&self) -> Vec<(String, String)> {
-        use nphooks_core::samples::{TEST_API_KEY, TEST_WEBHOOK_SECRET};
+        use nphooks_samples::{TEST_API_KEY, TEST_WEBHOOK_SECRET};
         let mut pairs = vec![
             (
                 "NEXTPHONE_WEBHOOK_SECRETS".to_owned(),

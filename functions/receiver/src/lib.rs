@@ -3,4 +3,5 @@
 mod answer;
 pub mod handler;
 
-pub use handler::{Deps, Metrics, handle};
+pub use answer::{Outcome, ReceiverError, answer, status};
+pub use handler::{Deps, Metrics, handle, receive};
