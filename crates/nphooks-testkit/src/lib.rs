@@ -25,14 +25,10 @@ use aws_sdk_dynamodb::types::{
 use lambda_runtime::{Context, LambdaEvent};
 use nphooks_core::aws::{Timeouts, sdk_config};
 use nphooks_core::clock::Clock;
-use nphooks_core::delivery::DeliveryKey;
-use nphooks_core::envelope::QueueMessage;
 use nphooks_core::idempotency::DynamoStore;
 use nphooks_core::queue::SqsQueue;
 use nphooks_core::rate_limit::DynamoRateLimiter;
 use nphooks_core::routing::Integration;
-use nphooks_core::secret::Secret;
-use nphooks_core::signature::{WebhookAuth, sign};
 use nphooks_processor::{ProcessorConfig, ProcessorDeps};
 
 /// The access key id of the testkit's own set-up and inspection calls (not a function's).
@@ -372,19 +368,7 @@ pub fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
 
 /// The envelope the receiver would enqueue for `webhook_json`.
 pub fn envelope_for(webhook_json: &str) -> String {
-    let secret = "testkit";
-    let auth = WebhookAuth::new(vec![Secret::new(secret)], None);
-    let verified = auth
-        .verify(
-            Some(sign(secret, webhook_json.as_bytes()).as_bytes()),
-            None,
-            webhook_json.as_bytes(),
-        )
-        .expect("signed")
-        .parse()
-        .expect("a valid webhook");
-    let key = DeliveryKey::for_webhook(&verified);
-    QueueMessage::for_delivery(&verified, &key, "2026-11-26T15:30:01Z")
+    nphooks_samples::queue_message(webhook_json)
         .body()
         .to_owned()
 }
