@@ -146,7 +146,7 @@ pub async fn demo(outbox: PathBuf) -> anyhow::Result<ExitCode> {
         .tracker
         .wait(key, Duration::from_secs(30))
         .await
-        .filter(serve::Progress::complete)
+        .filter(crate::progress::Progress::complete)
         .with_context(|| format!("not every integration finished delivery {key} within 30 s"))?;
 
     println!("\ndelivery {key}:");

@@ -2,8 +2,10 @@
 #![allow(clippy::print_stdout)]
 
 pub mod commands;
+mod event_source;
 pub mod http_server;
 pub mod ops;
+pub mod progress;
 pub mod queues;
 pub mod send;
 pub mod serve;
