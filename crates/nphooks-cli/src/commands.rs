@@ -181,7 +181,7 @@ pub async fn demo(outbox: PathBuf) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
-    let body = send::build_body(&args.source, &args.sets)?;
+    let body = crate::body::build_body(&args.source, &args.sets)?;
     let secret = args
         .secret
         .as_deref()

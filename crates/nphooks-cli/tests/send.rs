@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nphooks_cli::body::build_body;
 use nphooks_cli::send::{
-    Attempt, RetrySchedule, SendOptions, SleepFuture, build_body, send, send_with,
-    signature_header, verdict,
+    Attempt, RetrySchedule, SendOptions, SleepFuture, send, send_with, signature_header, verdict,
 };
 use nphooks_core::secret::Secret;
 use nphooks_core::signature::{AuthFailure, WebhookAuth, sign};
