@@ -2,15 +2,12 @@
 //! each a step of its own below. The answers themselves are in [`crate::answer`].
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use lambda_http::http::{HeaderValue, Method, header};
 use lambda_http::{Body, Request, Response};
 use nphooks_core::ConfigError;
-use nphooks_core::clock::Clock;
-use nphooks_core::config::ReceiverConfig;
 use nphooks_core::delivery::{DeliveryKey, payload_hash};
 use nphooks_core::envelope::QueueMessage;
 use nphooks_core::idempotency::{Begin, IdempotencyStore};
@@ -21,66 +18,10 @@ use nphooks_core::webhook::{Event, WEBHOOK_PATH};
 use tracing::{Instrument, Span, field};
 
 use crate::answer::{LOGGED_CALL_ID_CHARS, Outcome, ReceiverError, answer, log_line};
+use crate::deps::{Deps, Metrics};
 
 /// The whole request must finish inside this, well under the sender's 5 s.
 pub const RECEIVE_BUDGET: Duration = Duration::from_millis(3500);
-
-/// What the receiver needs: its config and one adapter per port.
-#[derive(Debug)]
-pub struct Deps<S, Q> {
-    pub config: ReceiverConfig,
-    pub store: S,
-    pub queue: Q,
-    pub metrics: Metrics,
-    /// The current time (the wall clock, unless a test sets it).
-    pub clock: Clock,
-}
-
-impl<S, Q> Deps<S, Q> {
-    pub fn new(config: ReceiverConfig, store: S, queue: Q) -> Self {
-        Deps {
-            config,
-            store,
-            queue,
-            metrics: Metrics::default(),
-            clock: Clock::system(),
-        }
-    }
-
-    /// The same deps, reading the time from `clock`.
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
-    }
-}
-
-/// Counters for what is logged as a warning. Each increment is also logged as a
-/// CloudWatch Embedded Metric (`nphooks` namespace).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Same delivery key, different body: nothing new accepted.
-    pub payload_conflicts: AtomicU64,
-    /// The idempotency table failed; the webhook was enqueued without deduplication.
-    pub dedup_unavailable: AtomicU64,
-    /// Optional fields of an unexpected type, read as absent or coerced (one per field).
-    pub schema_drift: AtomicU64,
-    /// Signed webhooks whose `timestamp` is older than the replay window.
-    pub stale_webhooks: AtomicU64,
-    /// Requests answered 401.
-    pub unauthorized: AtomicU64,
-}
-
-impl Metrics {
-    fn count(counter: &AtomicU64, name: &str) {
-        Self::add(counter, name, 1);
-    }
-
-    fn add(counter: &AtomicU64, name: &str, value: u64) {
-        counter.fetch_add(value, Ordering::Relaxed);
-        tracing::warn!(metric = name, value, "{name}");
-        nphooks_core::metrics::emit_metric("receiver", name, value);
-    }
-}
 
 /// Handles one API Gateway request. Never fails: every problem becomes an answer.
 pub async fn handle<S: IdempotencyStore, Q: Queue>(
@@ -134,6 +75,8 @@ impl From<ReceiverError> for Stop {
     }
 }
 
+/// The README's steps, in order: `identify` sets unknown events and stale replays aside
+/// before the table is asked; routing comes after the dedupe, which does not need it.
 async fn steps<S: IdempotencyStore, Q: Queue>(
     deps: &Deps<S, Q>,
     request: &Request,
@@ -296,28 +239,26 @@ async fn dedupe<S: IdempotencyStore, Q>(
     }
 }
 
-/// Sends the envelope to every routed queue, then settles the delivery record: completed
-/// when every send succeeded, abandoned (for the sender's retry) when one failed.
-async fn enqueue<S: IdempotencyStore, Q: Queue>(
+/// Closes a record this request kept: completed when every send succeeded, abandoned
+/// (so that the sender's retry starts afresh) when one failed.
+async fn close_record<S: IdempotencyStore, Q>(
     deps: &Deps<S, Q>,
-    webhook: &VerifiedWebhook,
     key: &DeliveryKey,
-    route: &BTreeSet<Integration>,
     record: &Record,
-) -> Result<(), ReceiverError> {
-    let message =
-        QueueMessage::for_delivery(webhook, key, &nphooks_core::rfc3339(deps.clock.now()));
-    let sent = send_all(deps, &message, route).await;
+    route: &BTreeSet<Integration>,
+    message: &QueueMessage,
+    sent: bool,
+) {
     let Record::Kept { hash, at } = record else {
-        return sent;
+        return;
     };
-    if sent.is_err() {
-        // Let the sender's retry start afresh. If this fails too, the record's
-        // lease runs out long before the first retry (5 min) and it is taken over.
+    if !sent {
+        // If this fails too, the record's lease runs out long before the first retry
+        // (5 min) and it is taken over.
         if let Err(error) = deps.store.abandon_delivery(key, hash).await {
             tracing::error!(%error, "could not release the delivery record");
         }
-        return sent;
+        return;
     }
     let queues: Vec<&str> = route.iter().map(|i| i.as_str()).collect();
     if let Err(error) = deps
@@ -329,7 +270,21 @@ async fn enqueue<S: IdempotencyStore, Q: Queue>(
         // would deduplicate it.
         tracing::error!(%error, "enqueued, but could not mark the delivery record");
     }
-    Ok(())
+}
+
+/// Sends the envelope to every routed queue, then closes the delivery record.
+async fn enqueue<S: IdempotencyStore, Q: Queue>(
+    deps: &Deps<S, Q>,
+    webhook: &VerifiedWebhook,
+    key: &DeliveryKey,
+    route: &BTreeSet<Integration>,
+    record: &Record,
+) -> Result<(), ReceiverError> {
+    let message =
+        QueueMessage::for_delivery(webhook, key, &nphooks_core::rfc3339(deps.clock.now()));
+    let sent = send_all(deps, &message, route).await;
+    close_record(deps, key, record, route, &message, sent.is_ok()).await;
+    sent
 }
 
 /// Sends the envelope to every routed queue at once and checks every result.
