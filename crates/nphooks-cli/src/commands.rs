@@ -7,20 +7,13 @@ use std::time::Duration;
 use anyhow::Context;
 use nphooks_core::config::Settings;
 use nphooks_core::routing::Integration;
-use nphooks_core::samples::{WEBHOOK_PATH, event_files, webhook_body};
 use nphooks_core::webhook::EventKind;
 use nphooks_processor::{Delivered, RecordOutcome};
+use nphooks_samples::{WEBHOOK_PATH, event_files, webhook_body};
 
 use crate::ops;
 use crate::send::{self, RetrySchedule, SendOptions};
 use crate::serve::{self, ServeOptions};
-
-pub fn parse_integration(name: &str) -> Result<Integration, String> {
-    Integration::ALL
-        .into_iter()
-        .find(|i| i.as_str() == name)
-        .ok_or_else(|| format!("unknown integration {name:?}: use crm, email, slack or notify"))
-}
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -71,7 +64,7 @@ fn first_secret(settings: &Settings) -> String {
     settings
         .optional("NEXTPHONE_WEBHOOK_SECRETS")
         .and_then(|s| s.split(',').map(str::trim).find(|s| !s.is_empty()))
-        .unwrap_or(nphooks_core::samples::TEST_WEBHOOK_SECRET)
+        .unwrap_or(nphooks_samples::TEST_WEBHOOK_SECRET)
         .to_owned()
 }
 
@@ -153,7 +146,7 @@ pub async fn demo(outbox: PathBuf) -> anyhow::Result<ExitCode> {
         .tracker
         .wait(key, Duration::from_secs(30))
         .await
-        .filter(serve::Progress::complete)
+        .filter(crate::progress::Progress::complete)
         .with_context(|| format!("not every integration finished delivery {key} within 30 s"))?;
 
     println!("\ndelivery {key}:");
@@ -188,7 +181,7 @@ pub async fn demo(outbox: PathBuf) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
-    let body = send::build_body(&args.source, &args.sets)?;
+    let body = crate::body::build_body(&args.source, &args.sets)?;
     let secret = args
         .secret
         .as_deref()

@@ -1,9 +1,12 @@
 //! The `nphooks` command: `main.rs` parses arguments, [`commands`] runs them.
 #![allow(clippy::print_stdout)]
 
+pub mod body;
 pub mod commands;
+mod event_source;
 pub mod http_server;
 pub mod ops;
+pub mod progress;
 pub mod queues;
 pub mod send;
 pub mod serve;

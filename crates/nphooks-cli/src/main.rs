@@ -46,7 +46,7 @@ enum Command {
     /// Re-run a delivery's integrations from its stored envelope (completed ones only with --force).
     Replay {
         delivery_key: String,
-        #[arg(long, value_parser = commands::parse_integration)]
+        #[arg(long)]
         integration: Option<Integration>,
         /// Run integrations that already completed again.
         #[arg(long)]
@@ -65,14 +65,8 @@ enum EventsCommand {
 
 #[derive(Debug, Subcommand)]
 enum DlqCommand {
-    List {
-        #[arg(value_parser = commands::parse_integration)]
-        integration: Integration,
-    },
-    Redrive {
-        #[arg(value_parser = commands::parse_integration)]
-        integration: Integration,
-    },
+    List { integration: Integration },
+    Redrive { integration: Integration },
 }
 
 #[tokio::main]

@@ -1,6 +1,7 @@
 //! Operator commands against SQS and DynamoDB (AWS, or moto through `AWS_ENDPOINT_URL`):
 //! `init-local`, `dlq list|redrive`, `replay`.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
@@ -247,9 +248,12 @@ pub async fn replay(
         .with_context(|| format!("delivery {key} has no stored envelope (it was larger than the item limit, or recorded by an older version)"))?;
     let integrations: Vec<Integration> = match only {
         Some(integration) => vec![integration],
-        None => Integration::ALL
+        None => stored
+            .queues
+            .iter()
+            .filter_map(|q| q.parse().ok())
+            .collect::<BTreeSet<_>>()
             .into_iter()
-            .filter(|i| stored.queues.iter().any(|q| q == i.as_str()))
             .collect(),
     };
     let sqs = aws_sdk_sqs::Client::new(aws);

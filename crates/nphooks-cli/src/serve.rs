@@ -5,28 +5,27 @@
 //! Offline (the default) it runs on the in-memory ledger, claims and queues; with `--aws` or
 //! `AWS_ENDPOINT_URL` set it uses DynamoDB and SQS (a moto server after `init-local`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
 use nphooks_core::claims::{DynamoClaims, EffectClaims, MemoryClaims};
 use nphooks_core::clock::Clock;
 use nphooks_core::config::{ReceiverConfig, Settings};
-use nphooks_core::envelope::Envelope;
 use nphooks_core::ledger::{DeliveryLedger, DynamoLedger, MemoryLedger};
 use nphooks_core::queue::{MemoryQueue, Queue, SqsQueue};
 use nphooks_core::rate_limit::MemoryRateLimiter;
 use nphooks_core::routing::Integration;
-use nphooks_core::samples::TEST_WEBHOOK_SECRET;
-use nphooks_processor::{
-    Delivered, ProcessorConfig, ProcessorDeps, RecordOutcome, process_records,
-};
+use nphooks_processor::{ProcessorConfig, ProcessorDeps};
+use nphooks_samples::TEST_WEBHOOK_SECRET;
 
+use crate::event_source::event_source;
 use crate::http_server;
+use crate::progress::{Tracker, line};
 use crate::queues::{QueueSource, SqsSource};
 use crate::sinks::{AnySink, Outbox};
 
@@ -77,93 +76,6 @@ impl Default for ServeOptions {
             visibility: Duration::from_secs(10),
             batch_size: 10,
             invocation_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-/// One line per event, as they happen.
-fn line(text: impl AsRef<str>) {
-    let now = nphooks_core::rfc3339(SystemTime::now());
-    let time = now.get(11..19).unwrap_or_default();
-    println!("{time} {}", text.as_ref());
-}
-
-/// What each delivery is waiting for and what has finished.
-#[derive(Debug, Default)]
-pub struct Tracker {
-    deliveries: Mutex<BTreeMap<String, Progress>>,
-    changed: tokio::sync::Notify,
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct Progress {
-    pub expected: BTreeSet<Integration>,
-    /// Integration → (done well, detail).
-    pub finished: BTreeMap<Integration, (bool, String)>,
-}
-
-impl Progress {
-    pub fn complete(&self) -> bool {
-        !self.expected.is_empty() && self.expected.iter().all(|i| self.finished.contains_key(i))
-    }
-
-    pub fn summary(&self) -> String {
-        self.expected
-            .iter()
-            .map(|i| match self.finished.get(i) {
-                Some((true, _)) => format!("{i} ✓"),
-                Some((false, _)) => format!("{i} ✗"),
-                None => format!("{i} …"),
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
-impl Tracker {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Progress>> {
-        self.deliveries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub fn expect(&self, key: &str, integrations: BTreeSet<Integration>) {
-        self.lock()
-            .entry(key.to_owned())
-            .or_default()
-            .expected
-            .extend(integrations);
-        self.changed.notify_waiters();
-    }
-
-    fn finish(&self, key: &str, integration: Integration, ok: bool, detail: String) {
-        let progress = {
-            let mut deliveries = self.lock();
-            let progress = deliveries.entry(key.to_owned()).or_default();
-            progress.finished.insert(integration, (ok, detail));
-            progress.clone()
-        };
-        if progress.complete() {
-            line(format!("✔ {key}: {}", progress.summary()));
-        }
-        self.changed.notify_waiters();
-    }
-
-    pub fn progress(&self, key: &str) -> Option<Progress> {
-        self.lock().get(key).cloned()
-    }
-
-    /// Waits until every integration `key` was routed to has finished, or `timeout`.
-    pub async fn wait(&self, key: &str, timeout: Duration) -> Option<Progress> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.changed.notified();
-            if let Some(progress) = self.progress(key).filter(Progress::complete) {
-                return Some(progress);
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.progress(key);
-            }
         }
     }
 }
@@ -399,24 +311,12 @@ async fn webhook<L: DeliveryLedger, Q: Queue>(
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let request = lambda_http::Request::from_parts(parts, lambda_http::Body::Binary(body.to_vec()));
-    let response = receiver::handle(deps, request).await;
-    let (parts, body) = response.into_parts();
+    let result = receiver::receive(deps, &request).await;
+    let (parts, body) = receiver::answer(&result).into_parts();
     let bytes = Bytes::copy_from_slice(body.as_ref());
-    let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    let key = answer["delivery_key"].as_str().unwrap_or("-");
     let elapsed = started.elapsed().as_millis();
-    match answer["status"].as_str() {
-        Some("accepted") => {
-            let queues: BTreeSet<Integration> = answer["queues"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|q| {
-                    Integration::ALL
-                        .into_iter()
-                        .find(|i| Some(i.as_str()) == q.as_str())
-                })
-                .collect();
+    match &result {
+        Ok(receiver::Outcome::Accepted { key, queues, .. }) => {
             line(format!(
                 "← {key} accepted → {} ({elapsed} ms)",
                 queues
@@ -425,103 +325,22 @@ async fn webhook<L: DeliveryLedger, Q: Queue>(
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
-            tracker.expect(key, queues);
+            tracker.expect(key.as_str(), queues.clone());
         }
-        Some(status) => line(format!(
-            "← {key} {status}{} ({elapsed} ms)",
-            answer["reason"]
-                .as_str()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
+        Ok(outcome) => line(format!(
+            "← {} {}{} ({elapsed} ms)",
+            outcome.key().map_or("-", |key| key.as_str()),
+            outcome.name(),
+            match outcome {
+                receiver::Outcome::Ignored { reason, .. } => format!(": {reason}"),
+                _ => String::new(),
+            }
         )),
-        None => line(format!(
-            "← {} {}: {} ({elapsed} ms)",
+        Err(error) => line(format!(
+            "← {} {}: {error} ({elapsed} ms)",
             parts.status.as_u16(),
-            answer["error"].as_str().unwrap_or("error"),
-            answer["message"].as_str().unwrap_or_default()
+            error.code(),
         )),
     }
     hyper::Response::from_parts(parts, Full::new(bytes))
-}
-
-/// A processor of the local runner: shared claims and queues, one limiter per process.
-type LocalProcessor<C, Q> = ProcessorDeps<Arc<C>, Arc<Q>, AnySink, Arc<MemoryRateLimiter>>;
-
-/// Feeds one processor from its queue, as the Lambda event source does.
-async fn event_source<C, Q, Src>(
-    deps: Arc<LocalProcessor<C, Q>>,
-    source: Arc<Src>,
-    tracker: Arc<Tracker>,
-    options: ServeOptions,
-) where
-    C: EffectClaims,
-    Q: Queue,
-    Src: QueueSource,
-{
-    let integration = deps.config.integration;
-    let url = deps.config.source_queue_url.clone();
-    let mut reported_error = false;
-    loop {
-        let records = match source
-            .receive(&url, options.batch_size, options.visibility)
-            .await
-        {
-            Ok(records) => {
-                reported_error = false;
-                records
-            }
-            Err(error) => {
-                if !reported_error {
-                    line(format!("  {integration}: {error:#}"));
-                    reported_error = true;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if records.is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        }
-        let started = Instant::now();
-        let outcomes = process_records(
-            &deps,
-            &records,
-            SystemTime::now() + options.invocation_timeout,
-        )
-        .await;
-        let elapsed = started.elapsed().as_millis();
-        for (record, outcome) in records.iter().zip(outcomes) {
-            let key = record
-                .body
-                .as_deref()
-                .and_then(|b| Envelope::decode(b).ok())
-                .map(|e| e.delivery_key.to_string())
-                .unwrap_or_else(|| "(unreadable message)".into());
-            let (ok, detail) = match &outcome {
-                RecordOutcome::Done(Delivered::Sent(what)) => (true, what.clone()),
-                RecordOutcome::Done(Delivered::Skipped(why)) => (true, format!("skipped: {why}")),
-                RecordOutcome::AlreadyDone => (true, "already done".to_owned()),
-                RecordOutcome::DeadLettered(reason) => (false, format!("dead-lettered: {reason}")),
-                RecordOutcome::Deferred { why, until } => (
-                    false,
-                    format!("{} until {}", why.as_str(), nphooks_core::rfc3339(*until)),
-                ),
-                RecordOutcome::Retry(reason) => (false, format!("will retry: {reason}")),
-            };
-            line(format!(
-                "  {integration} {} {detail} ({elapsed} ms)",
-                if ok { "✓" } else { "✗" }
-            ));
-            if outcome.is_final()
-                && let Some(receipt) = record.receipt_handle.as_deref()
-                && let Err(error) = source.delete(&url, receipt).await
-            {
-                line(format!("  {integration}: {error:#}"));
-            }
-            if outcome.is_finished() {
-                tracker.finish(&key, integration, ok, detail);
-            }
-        }
-    }
 }

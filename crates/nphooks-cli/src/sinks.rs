@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use nphooks_core::config::{Secret, Settings};
+use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::rate_limit::RateLimit;
 use nphooks_core::routing::Integration;
+use nphooks_core::secret::Secret;
 use nphooks_processor::http::OutboundUrl;
 use nphooks_processor::{Delivered, FailureReason, Sink, SinkError};
 

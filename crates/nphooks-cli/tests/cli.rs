@@ -6,8 +6,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nphooks_core::envelope::Envelope;
-use nphooks_core::samples::{TEST_WEBHOOK_SECRET, queue_message, webhook_body};
 use nphooks_core::webhook::EventKind;
+use nphooks_samples::{TEST_WEBHOOK_SECRET, queue_message, webhook_body};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nphooks_cli::body::build_body;
 use nphooks_cli::send::{
-    Attempt, RetrySchedule, SendOptions, SleepFuture, build_body, send, send_with,
-    signature_header, verdict,
+    Attempt, RetrySchedule, SendOptions, SleepFuture, send, send_with, signature_header, verdict,
 };
-use nphooks_core::config::Secret;
-use nphooks_core::samples::{TEST_API_KEY, TEST_WEBHOOK_SECRET, WEBHOOK_PATH};
+use nphooks_core::secret::Secret;
 use nphooks_core::signature::{AuthFailure, WebhookAuth, sign};
 use nphooks_core::webhook::{Event, EventKind, Webhook};
+use nphooks_samples::{TEST_API_KEY, TEST_WEBHOOK_SECRET, WEBHOOK_PATH};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

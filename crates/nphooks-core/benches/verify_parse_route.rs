@@ -4,11 +4,11 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use nphooks_core::config::Secret;
 use nphooks_core::delivery::DeliveryKey;
 use nphooks_core::routing::RoutingTable;
-use nphooks_core::samples::call_ended_data;
+use nphooks_core::secret::Secret;
 use nphooks_core::signature::{WebhookAuth, sign};
+use nphooks_samples::call_ended_data;
 use serde_json::json;
 
 /// A demo-request body of exactly `size` bytes (its transcript padded with ASCII text).

@@ -36,7 +36,7 @@ pub async fn sdk_config(timeouts: Timeouts) -> SdkConfig {
 
 /// The settings of a function at cold start: the environment, plus, when `APP_SECRET_ARN`
 /// is set, the keys of that Secrets Manager secret (read once).
-pub async fn load_settings(sdk: &SdkConfig) -> crate::Result<crate::config::Settings> {
+pub async fn load_settings(sdk: &SdkConfig) -> Result<crate::config::Settings, crate::ConfigError> {
     with_app_secret(crate::config::Settings::from_env(), sdk).await
 }
 
@@ -44,7 +44,7 @@ pub async fn load_settings(sdk: &SdkConfig) -> crate::Result<crate::config::Sett
 pub async fn with_app_secret(
     settings: crate::config::Settings,
     sdk: &SdkConfig,
-) -> crate::Result<crate::config::Settings> {
+) -> Result<crate::config::Settings, crate::ConfigError> {
     let Some(arn) = settings
         .optional(crate::config::APP_SECRET_ARN_VAR)
         .map(str::to_owned)
@@ -56,16 +56,18 @@ pub async fn with_app_secret(
         .secret_id(&arn)
         .send()
         .await
-        .map_err(|e| crate::Error::Config {
-            name: crate::config::APP_SECRET_ARN_VAR,
-            problem: format!(
-                "names a secret that could not be read: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-            ),
+        .map_err(|e| {
+            crate::ConfigError::new(
+                crate::config::APP_SECRET_ARN_VAR,
+                format!(
+                    "names a secret that could not be read: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                ),
+            )
         })?;
-    let json = secret.secret_string().ok_or(crate::Error::Config {
-        name: crate::config::APP_SECRET_ARN_VAR,
-        problem: "names a secret with no string value".into(),
-    })?;
+    let json = secret.secret_string().ok_or(crate::ConfigError::new(
+        crate::config::APP_SECRET_ARN_VAR,
+        "names a secret with no string value",
+    ))?;
     settings.with_secret_json(json)
 }

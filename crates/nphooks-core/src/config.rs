@@ -4,10 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
+use crate::ConfigError;
 use crate::routing::{Integration, ROUTES_VAR, RoutingTable};
+use crate::secret::Secret;
 use crate::signature::WebhookAuth;
 use crate::window::ReplayWindow;
-use crate::{Error, Result};
 
 pub const WEBHOOK_SECRETS_VAR: &str = "NEXTPHONE_WEBHOOK_SECRETS";
 pub const API_KEY_VAR: &str = "NEXTPHONE_API_KEY";
@@ -19,26 +20,6 @@ pub const APP_SECRET_ARN_VAR: &str = "APP_SECRET_ARN";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 /// The largest body that still fits an SQS message (1 MiB) once wrapped in the envelope.
 pub const MAX_BODY_BYTES_LIMIT: usize = 1024 * 1024 - 8 * 1024;
-
-/// A secret value. `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
 
 /// A snapshot of configuration variables: the process environment (or given pairs), plus
 /// the keys of the Secrets Manager secret in AWS. It remembers which names were read, so
@@ -85,11 +66,8 @@ impl Settings {
 
     /// Adds the keys of a secret (a JSON object of strings, as stored in Secrets Manager
     /// under `APP_SECRET_ARN`); they take precedence over the environment.
-    pub fn with_secret_json(mut self, json: &str) -> Result<Self> {
-        let invalid = |problem: String| Error::Config {
-            name: APP_SECRET_ARN_VAR,
-            problem,
-        };
+    pub fn with_secret_json(mut self, json: &str) -> Result<Self, ConfigError> {
+        let invalid = |problem: String| ConfigError::new(APP_SECRET_ARN_VAR, problem);
         let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(json)
             .map_err(|e| invalid(format!("names a secret that is not a JSON object: {e}")))?;
         for (key, value) in object {
@@ -131,11 +109,8 @@ impl Settings {
             .filter(|v| !v.is_empty())
     }
 
-    pub fn required(&self, name: &'static str) -> Result<&str> {
-        self.optional(name).ok_or(Error::Config {
-            name,
-            problem: "is not set".into(),
-        })
+    pub fn required(&self, name: &'static str) -> Result<&str, ConfigError> {
+        self.optional(name).ok_or(ConfigError::not_set(name))
     }
 }
 
@@ -152,7 +127,7 @@ pub struct ReceiverConfig {
 }
 
 impl ReceiverConfig {
-    pub fn from_settings(settings: &Settings) -> Result<Self> {
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         let local_mode = settings.local_mode()?;
         let secrets = settings.secret_list(WEBHOOK_SECRETS_VAR, local_mode)?;
         let api_key = settings.secret(API_KEY_VAR, local_mode)?.map(Secret::new);
@@ -169,19 +144,19 @@ impl ReceiverConfig {
                 let url = settings.required(integration.queue_url_var())?;
                 Ok((integration, url.to_owned()))
             })
-            .collect::<Result<_>>()?;
+            .collect::<Result<_, ConfigError>>()?;
 
         let max_body_bytes = match settings.optional(MAX_BODY_BYTES_VAR) {
             None => DEFAULT_MAX_BODY_BYTES,
             Some(text) => match text.parse::<usize>() {
                 Ok(n) if (1..=MAX_BODY_BYTES_LIMIT).contains(&n) => n,
                 _ => {
-                    return Err(Error::Config {
-                        name: MAX_BODY_BYTES_VAR,
-                        problem: format!(
+                    return Err(ConfigError::new(
+                        MAX_BODY_BYTES_VAR,
+                        format!(
                             "must be a whole number of bytes from 1 to {MAX_BODY_BYTES_LIMIT} (the SQS limit less the envelope), got {text:?}"
                         ),
-                    });
+                    ));
                 }
             },
         };
@@ -217,7 +192,7 @@ mod tests {
     fn load(
         overrides: &[(&'static str, &'static str)],
         without: &[&str],
-    ) -> Result<ReceiverConfig> {
+    ) -> Result<ReceiverConfig, ConfigError> {
         let mut pairs = base();
         pairs.retain(|(k, _)| !without.contains(k));
         pairs.extend_from_slice(overrides);

@@ -4,10 +4,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::ParseError;
 use crate::delivery::DeliveryKey;
 use crate::signature::VerifiedWebhook;
 use crate::webhook::Webhook;
-use crate::{Error, Result};
 
 pub const ENVELOPE_VERSION: u32 = 1;
 /// The longest message attribute value written, in characters. SQS counts attributes
@@ -129,17 +129,18 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    pub fn decode(body: &str) -> Result<Self> {
-        let wire: Wire = serde_json::from_str(body).map_err(|e| Error::Envelope(e.to_string()))?;
+    pub fn decode(body: &str) -> Result<Self, ParseError> {
+        let wire: Wire =
+            serde_json::from_str(body).map_err(|e| ParseError::Envelope(e.to_string()))?;
         if wire.v != ENVELOPE_VERSION {
-            return Err(Error::Envelope(format!(
+            return Err(ParseError::Envelope(format!(
                 "unsupported version {} (this build reads {ENVELOPE_VERSION})",
                 wire.v
             )));
         }
         let webhook = Webhook::parse(wire.webhook.get().as_bytes())?;
         if webhook.event.name() != wire.event {
-            return Err(Error::Envelope(format!(
+            return Err(ParseError::Envelope(format!(
                 "event {:?} does not match the webhook's {:?}",
                 wire.event,
                 webhook.event.name()
@@ -156,13 +157,11 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
     use crate::signature::{WebhookAuth, sign};
 
-    #[test]
-    fn given_a_verified_webhook_when_enveloped_and_decoded_then_unknown_fields_survive_byte_for_byte()
-     {
-        let body = br#"{"event":"call.ended","data":{"call_id":"c1","call_type":"demo_request","zz_unknown":{"b":2,"a":[1,"x"]}},"sender_extra":1.50}"#;
+    /// `body` signed, verified, parsed and enveloped, as the receiver does it.
+    fn enveloped(body: &[u8]) -> (QueueMessage, DeliveryKey) {
         let auth = WebhookAuth::new(vec![Secret::new("s")], None);
         let verified = auth
             .verify(Some(sign("s", body).as_bytes()), None, body)
@@ -171,6 +170,14 @@ mod tests {
             .expect("valid");
         let key = DeliveryKey::for_webhook(&verified);
         let message = QueueMessage::for_delivery(&verified, &key, "2026-11-26T00:00:00Z");
+        (message, key)
+    }
+
+    #[test]
+    fn given_a_verified_webhook_when_enveloped_and_decoded_then_unknown_fields_survive_byte_for_byte()
+     {
+        let body = br#"{"event":"call.ended","data":{"call_id":"c1","call_type":"demo_request","zz_unknown":{"b":2,"a":[1,"x"]}},"sender_extra":1.50}"#;
+        let (message, key) = enveloped(body);
 
         assert!(
             message
@@ -192,7 +199,7 @@ mod tests {
     #[test]
     fn given_attribute_values_sqs_refuses_then_they_are_cleaned_or_dropped_and_the_body_kept() {
         let body = "{\"event\":\"call.ended\",\"data\":{\"call_id\":\"c1\",\"call_type\":\"demo\\u0000\\uffffrequest\"}}";
-        let message = crate::samples::queue_message(body);
+        let (message, _) = enveloped(body.as_bytes());
         assert_eq!(
             message.attributes(),
             &[

@@ -1,16 +1,32 @@
-use crate::signature::AuthFailure;
+//! The shared crate's errors, one type per concern, so each signature says what can
+//! fail. Each message names what was wrong.
 
-/// Everything that can go wrong in the shared crate. Each message names what was wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A configuration variable is missing or invalid; start-up stops on it.
-    #[error("configuration variable {name} {problem}")]
-    Config { name: &'static str, problem: String },
+/// A configuration variable is missing or invalid; start-up stops on it. The one
+/// configuration error of every nphooks crate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration variable {name} {problem}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub problem: String,
+}
 
-    /// The request failed authentication.
-    #[error("unauthorized: {0}")]
-    Unauthorized(AuthFailure),
+impl ConfigError {
+    pub fn new(name: &'static str, problem: impl Into<String>) -> Self {
+        ConfigError {
+            name,
+            problem: problem.into(),
+        }
+    }
 
+    /// `name` is required and not set.
+    pub fn not_set(name: &'static str) -> Self {
+        Self::new(name, "is not set")
+    }
+}
+
+/// A webhook body or a queue message that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
     /// The body is not JSON, or not a JSON object.
     #[error("malformed JSON body: {0}")]
     MalformedJson(String),
@@ -29,21 +45,12 @@ pub enum Error {
     /// A queue message is not a valid envelope.
     #[error("invalid queue envelope: {0}")]
     Envelope(String),
-
-    /// A message could not be sent to a queue.
-    #[error("queue {queue}: {message}")]
-    Queue { queue: String, message: String },
 }
 
-impl Error {
-    /// What is wrong, without the variable's name when it is a `Config` error: for crates
-    /// with their own configuration error type.
-    pub fn problem(&self) -> String {
-        match self {
-            Error::Config { problem, .. } => problem.clone(),
-            other => other.to_string(),
-        }
-    }
+/// A message could not be sent to a queue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("queue {queue}: {message}")]
+pub struct QueueError {
+    pub queue: String,
+    pub message: String,
 }
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;

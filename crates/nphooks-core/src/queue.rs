@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::MessageAttributeValue;
 
+use crate::QueueError;
 use crate::envelope::QueueMessage;
-use crate::{Error, Result};
 
 /// Sends messages to queues named by URL.
 pub trait Queue: Send + Sync {
@@ -17,7 +17,7 @@ pub trait Queue: Send + Sync {
         &self,
         queue_url: &str,
         message: &QueueMessage,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
 
     /// Sends a message that becomes visible only after `delay` (at most
     /// [`MAX_DELAY`]; longer delays are cut to it).
@@ -26,7 +26,7 @@ pub trait Queue: Send + Sync {
         queue_url: &str,
         message: &QueueMessage,
         delay: Duration,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
 /// SQS's longest message delay: 15 minutes.
@@ -49,7 +49,7 @@ impl SqsQueue {
 }
 
 impl Queue for SqsQueue {
-    async fn send(&self, queue_url: &str, message: &QueueMessage) -> Result<()> {
+    async fn send(&self, queue_url: &str, message: &QueueMessage) -> Result<(), QueueError> {
         self.send_delayed(queue_url, message, Duration::ZERO).await
     }
 
@@ -58,7 +58,7 @@ impl Queue for SqsQueue {
         queue_url: &str,
         message: &QueueMessage,
         delay: Duration,
-    ) -> Result<()> {
+    ) -> Result<(), QueueError> {
         let delay_seconds = i32::try_from(delay.min(MAX_DELAY).as_secs()).unwrap_or(0);
         let mut request = self
             .client
@@ -84,8 +84,8 @@ impl Queue for SqsQueue {
     }
 }
 
-fn queue_error(queue_url: &str, e: impl std::fmt::Display) -> Error {
-    Error::Queue {
+fn queue_error(queue_url: &str, e: impl std::fmt::Display) -> QueueError {
+    QueueError {
         queue: queue_url.to_owned(),
         message: e.to_string(),
     }
@@ -213,7 +213,7 @@ impl MemoryQueue {
 }
 
 impl Queue for MemoryQueue {
-    async fn send(&self, queue_url: &str, message: &QueueMessage) -> Result<()> {
+    async fn send(&self, queue_url: &str, message: &QueueMessage) -> Result<(), QueueError> {
         self.send_delayed(queue_url, message, Duration::ZERO).await
     }
 
@@ -222,7 +222,7 @@ impl Queue for MemoryQueue {
         queue_url: &str,
         message: &QueueMessage,
         delay: Duration,
-    ) -> Result<()> {
+    ) -> Result<(), QueueError> {
         let id = format!(
             "memory-{:08}",
             self.next_id.fetch_add(1, Ordering::Relaxed) + 1
@@ -253,7 +253,7 @@ impl<T: Queue> Queue for std::sync::Arc<T> {
         &self,
         queue_url: &str,
         message: &QueueMessage,
-    ) -> impl Future<Output = Result<()>> + Send {
+    ) -> impl Future<Output = Result<(), QueueError>> + Send {
         (**self).send(queue_url, message)
     }
 
@@ -262,7 +262,7 @@ impl<T: Queue> Queue for std::sync::Arc<T> {
         queue_url: &str,
         message: &QueueMessage,
         delay: Duration,
-    ) -> impl Future<Output = Result<()>> + Send {
+    ) -> impl Future<Output = Result<(), QueueError>> + Send {
         (**self).send_delayed(queue_url, message, delay)
     }
 }
@@ -270,12 +270,11 @@ impl<T: Queue> Queue for std::sync::Arc<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::samples::queue_message;
 
     #[tokio::test]
     async fn given_the_memory_queue_then_it_hides_deletes_defers_and_redrives_like_sqs() {
         let queue = MemoryQueue::with_redrive([("q".to_owned(), "dlq".to_owned())]);
-        let message = queue_message(r#"{"event":"call.ended","data":{"call_id":"c"}}"#);
+        let message = QueueMessage::resent(r#"{"event":"call.ended"}"#, Vec::new());
         queue.send("q", &message).await.expect("memory");
 
         // Received once, it is hidden for the visibility timeout.

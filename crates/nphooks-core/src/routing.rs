@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::ConfigError;
 use crate::webhook::{Event, EventKind, Webhook};
-use crate::{Error, Result};
 
 /// The configuration name of the routing table.
 pub const ROUTES_VAR: &str = "NPHOOKS_ROUTES";
@@ -59,6 +59,23 @@ impl Integration {
 impl std::fmt::Display for Integration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not one of [`Integration::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown integration {0:?}: use crm, email, slack or notify")]
+pub struct UnknownIntegration(pub String);
+
+impl std::str::FromStr for Integration {
+    type Err = UnknownIntegration;
+
+    /// The inverse of [`Integration::as_str`].
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|integration| integration.as_str() == name)
+            .ok_or_else(|| UnknownIntegration(name.to_owned()))
     }
 }
 
@@ -109,11 +126,8 @@ impl RoutingTable {
     }
 
     /// Parses and validates a table; errors name `NPHOOKS_ROUTES` and the offending rule.
-    pub fn from_json(json: &str) -> Result<Self> {
-        let invalid = |problem: String| Error::Config {
-            name: ROUTES_VAR,
-            problem,
-        };
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
+        let invalid = |problem: String| ConfigError::new(ROUTES_VAR, problem);
         let specs: Vec<RuleSpec> = serde_json::from_str(json)
             .map_err(|e| invalid(format!("is not a valid routing table: {e}")))?;
         if specs.is_empty() {
@@ -137,7 +151,7 @@ impl RoutingTable {
                         EventKind::from_name(name)
                             .ok_or_else(|| invalid(format!("{at} names unknown event {name:?}")))
                     })
-                    .collect::<Result<_>>()?;
+                    .collect::<Result<_, ConfigError>>()?;
                 if spec
                     .custom_field
                     .as_ref()
@@ -154,7 +168,7 @@ impl RoutingTable {
                     integrations: spec.integrations.into_iter().collect(),
                 })
             })
-            .collect::<Result<_>>()?;
+            .collect::<Result<_, ConfigError>>()?;
         Ok(RoutingTable { rules })
     }
 
@@ -266,6 +280,21 @@ mod tests {
         assert_eq!(hook("+15550001111", "2"), vec![Crm]);
         assert_eq!(hook("+15550001111", r#""silver""#), vec![]);
         assert_eq!(hook("+15559999999", r#""gold""#), vec![]);
+    }
+
+    #[test]
+    fn given_each_integration_name_then_it_parses_back_and_others_are_refused() {
+        for integration in Integration::ALL {
+            assert_eq!(integration.to_string().parse(), Ok(integration));
+        }
+        let refused = "fax"
+            .parse::<Integration>()
+            .expect_err("not an integration");
+        assert_eq!(
+            refused.to_string(),
+            "unknown integration \"fax\": use crm, email, slack or notify"
+        );
+        assert!("CRM".parse::<Integration>().is_err(), "names are lowercase");
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! vendor tutorial's examples) unless the process runs in local mode
 //! (`NPHOOKS_ALLOW_HTTP=1`, which the template never sets).
 
-use crate::config::{Secret, Settings};
-use crate::{Error, Result};
+use crate::ConfigError;
+use crate::config::Settings;
+use crate::secret::Secret;
 
 /// `1` marks a local run or a test: loopback and `http://` outbound URLs, and the
 /// repository's test-only secrets, are accepted.
@@ -79,32 +80,36 @@ pub fn public_secret_problem(value: &str, local_mode: bool) -> Option<&'static s
     None
 }
 
-fn refused(name: &'static str, problem: &str) -> Error {
-    Error::Config {
+fn refused(name: &'static str, problem: &str) -> ConfigError {
+    ConfigError::new(
         name,
-        problem: format!(
+        format!(
             "{problem}; set your own value under the key {name} of the function's Secrets Manager secret (APP_SECRET_ARN; console: https://console.aws.amazon.com/secretsmanager/ → the stack's AppSecret → Retrieve secret value → Edit), or in the environment for local runs"
         ),
-    }
+    )
 }
 
 impl Settings {
     /// `NPHOOKS_ALLOW_HTTP`: unset or `0` (AWS) or `1` (local runs and tests).
-    pub fn local_mode(&self) -> Result<bool> {
+    pub fn local_mode(&self) -> Result<bool, ConfigError> {
         match self.optional(ALLOW_HTTP_VAR) {
             None | Some("0") => Ok(false),
             Some("1") => Ok(true),
-            Some(other) => Err(Error::Config {
-                name: ALLOW_HTTP_VAR,
-                problem: format!("must be 0 or 1, got {other:?}"),
-            }),
+            Some(other) => Err(ConfigError::new(
+                ALLOW_HTTP_VAR,
+                format!("must be 0 or 1, got {other:?}"),
+            )),
         }
     }
 
     /// A secret value, when set; refused when it is a placeholder, or (outside local
     /// mode) a value written in the repository. The error names the variable, never
     /// the value.
-    pub fn secret(&self, name: &'static str, local_mode: bool) -> Result<Option<&str>> {
+    pub fn secret(
+        &self,
+        name: &'static str,
+        local_mode: bool,
+    ) -> Result<Option<&str>, ConfigError> {
         let Some(value) = self.optional(name) else {
             return Ok(None);
         };
@@ -115,15 +120,21 @@ impl Settings {
     }
 
     /// [`Settings::secret`], required.
-    pub fn required_secret(&self, name: &'static str, local_mode: bool) -> Result<&str> {
-        self.secret(name, local_mode)?.ok_or(Error::Config {
-            name,
-            problem: "is not set".into(),
-        })
+    pub fn required_secret(
+        &self,
+        name: &'static str,
+        local_mode: bool,
+    ) -> Result<&str, ConfigError> {
+        self.secret(name, local_mode)?
+            .ok_or(ConfigError::not_set(name))
     }
 
     /// A required comma-separated list of secrets, each entry checked.
-    pub fn secret_list(&self, name: &'static str, local_mode: bool) -> Result<Vec<Secret>> {
+    pub fn secret_list(
+        &self,
+        name: &'static str,
+        local_mode: bool,
+    ) -> Result<Vec<Secret>, ConfigError> {
         let entries: Vec<&str> = self
             .required(name)?
             .split(',')
@@ -131,10 +142,10 @@ impl Settings {
             .filter(|s| !s.is_empty())
             .collect();
         if entries.is_empty() {
-            return Err(Error::Config {
+            return Err(ConfigError::new(
                 name,
-                problem: "holds no secret (expected a comma-separated list)".into(),
-            });
+                "holds no secret (expected a comma-separated list)",
+            ));
         }
         for (i, entry) in entries.iter().enumerate() {
             if let Some(problem) = public_secret_problem(entry, local_mode) {

@@ -5,9 +5,9 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::Secret;
+use crate::ParseError;
+use crate::secret::Secret;
 use crate::webhook::Webhook;
-use crate::{Error, Result};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -103,7 +103,7 @@ impl<'a> VerifiedBody<'a> {
     }
 
     /// Parses and validates the verified body.
-    pub fn parse(self) -> Result<VerifiedWebhook> {
+    pub fn parse(self) -> Result<VerifiedWebhook, ParseError> {
         Webhook::parse(self.bytes).map(VerifiedWebhook)
     }
 }
@@ -118,12 +118,6 @@ impl std::ops::Deref for VerifiedWebhook {
     type Target = Webhook;
     fn deref(&self) -> &Webhook {
         &self.0
-    }
-}
-
-impl From<AuthFailure> for Error {
-    fn from(failure: AuthFailure) -> Self {
-        Error::Unauthorized(failure)
     }
 }
 

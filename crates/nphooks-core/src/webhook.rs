@@ -6,7 +6,10 @@ mod read;
 use serde_json::{Map, Value};
 
 use self::read::{Reader, read_timestamp};
-use crate::{Error, Result};
+use crate::ParseError;
+
+/// Where the receiver listens: the URL path registered in the NextPhone dashboard.
+pub const WEBHOOK_PATH: &str = "/webhook/nextphone";
 
 /// The six events NextPhone documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -120,32 +123,34 @@ impl Webhook {
     /// number for a string field, `"180"` for `duration_seconds`, `[]` for
     /// `custom_fields`), and its path is listed in [`Webhook::drift`]. The body itself
     /// is kept byte-for-byte whatever was read from it.
-    pub fn parse(body: &[u8]) -> Result<Self> {
+    pub fn parse(body: &[u8]) -> Result<Self, ParseError> {
         let text = std::str::from_utf8(body)
-            .map_err(|e| Error::MalformedJson(format!("body is not UTF-8: {e}")))?
+            .map_err(|e| ParseError::MalformedJson(format!("body is not UTF-8: {e}")))?
             .trim_matches(|c: char| c.is_ascii_whitespace());
         if text.is_empty() {
-            return Err(Error::MalformedJson("body is empty".into()));
+            return Err(ParseError::MalformedJson("body is empty".into()));
         }
         let value: Value =
-            serde_json::from_str(text).map_err(|e| Error::MalformedJson(e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| ParseError::MalformedJson(e.to_string()))?;
         let Value::Object(mut root) = value else {
-            return Err(Error::MalformedJson(format!(
+            return Err(ParseError::MalformedJson(format!(
                 "expected a JSON object, found {}",
                 type_name(&value)
             )));
         };
 
         let event = match root.get("event") {
-            None | Some(Value::Null) => return Err(Error::MissingField("event")),
-            Some(Value::String(s)) if s.is_empty() => return Err(Error::MissingField("event")),
+            None | Some(Value::Null) => return Err(ParseError::MissingField("event")),
+            Some(Value::String(s)) if s.is_empty() => {
+                return Err(ParseError::MissingField("event"));
+            }
             Some(Value::String(s)) => {
                 EventKind::from_name(s).map_or_else(|| Event::Unknown(s.clone()), Event::Known)
             }
             Some(_) => return Err(wrong("event", "a string")),
         };
         let data_value = match root.remove("data") {
-            None | Some(Value::Null) => return Err(Error::MissingField("data.call_id")),
+            None | Some(Value::Null) => return Err(ParseError::MissingField("data.call_id")),
             Some(v @ Value::Object(_)) => v,
             Some(_) => return Err(wrong("data", "an object")),
         };
@@ -187,14 +192,14 @@ impl Webhook {
 }
 
 impl CallData {
-    fn from_value(value: &Value, drift: &mut Vec<&'static str>) -> Result<Self> {
+    fn from_value(value: &Value, drift: &mut Vec<&'static str>) -> Result<Self, ParseError> {
         let Value::Object(data) = value else {
             return Err(wrong("data", "an object"));
         };
         let call_id = match data.get("call_id") {
-            None | Some(Value::Null) => return Err(Error::MissingField("data.call_id")),
+            None | Some(Value::Null) => return Err(ParseError::MissingField("data.call_id")),
             Some(Value::String(s)) if s.trim().is_empty() => {
-                return Err(Error::MissingField("data.call_id"));
+                return Err(ParseError::MissingField("data.call_id"));
             }
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => {
@@ -238,8 +243,8 @@ impl CallData {
     }
 }
 
-fn wrong(field: &'static str, expected: &'static str) -> Error {
-    Error::WrongType { field, expected }
+fn wrong(field: &'static str, expected: &'static str) -> ParseError {
+    ParseError::WrongType { field, expected }
 }
 
 /// How an error names a JSON value's type: "a string", "an array", "null", …

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use crate::ConfigError;
 use crate::config::Settings;
-use crate::{Error, Result};
 
 pub const REPLAY_WINDOW_VAR: &str = "NPHOOKS_REPLAY_WINDOW_HOURS";
 /// The sender retries a failed delivery after 5 min, 15 min and 1 h.
@@ -37,28 +37,28 @@ impl ReplayWindow {
     };
 
     /// A window of `hours`, refused below the sender's retry span plus a day.
-    pub fn from_hours(hours: u64) -> Result<Self> {
+    pub fn from_hours(hours: u64) -> Result<Self, ConfigError> {
         if !(MIN_REPLAY_WINDOW_HOURS..=MAX_REPLAY_WINDOW_HOURS).contains(&hours) {
-            return Err(Error::Config {
-                name: REPLAY_WINDOW_VAR,
-                problem: format!(
+            return Err(ConfigError::new(
+                REPLAY_WINDOW_VAR,
+                format!(
                     "must be from {MIN_REPLAY_WINDOW_HOURS} hours (the sender's 80-minute retry span plus a day) to {MAX_REPLAY_WINDOW_HOURS}, got {hours}"
                 ),
-            });
+            ));
         }
         Ok(ReplayWindow { secs: hours * 3600 })
     }
 
     /// `NPHOOKS_REPLAY_WINDOW_HOURS`, or the default (7 days) when unset.
-    pub fn from_settings(settings: &Settings) -> Result<Self> {
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         match settings.optional(REPLAY_WINDOW_VAR) {
             None => Ok(Self::default()),
             Some(text) => match text.parse::<u64>() {
                 Ok(hours) => Self::from_hours(hours),
-                Err(_) => Err(Error::Config {
-                    name: REPLAY_WINDOW_VAR,
-                    problem: format!("must be a whole number of hours, got {text:?}"),
-                }),
+                Err(_) => Err(ConfigError::new(
+                    REPLAY_WINDOW_VAR,
+                    format!("must be a whole number of hours, got {text:?}"),
+                )),
             },
         }
     }
@@ -82,7 +82,7 @@ impl ReplayWindow {
 mod tests {
     use super::*;
 
-    fn load(value: Option<&str>) -> Result<ReplayWindow> {
+    fn load(value: Option<&str>) -> Result<ReplayWindow, ConfigError> {
         ReplayWindow::from_settings(&Settings::from_pairs(value.map(|v| (REPLAY_WINDOW_VAR, v))))
     }
 

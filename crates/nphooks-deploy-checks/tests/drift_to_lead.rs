@@ -9,11 +9,11 @@ use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::ledger::DynamoLedger;
 use nphooks_core::queue::SqsQueue;
 use nphooks_core::routing::Integration;
-use nphooks_core::samples::{
-    Delivery, TEST_API_KEY, TEST_WEBHOOK_SECRET, WEBHOOK_PATH, api_gateway_event,
-};
 use nphooks_processor::http::client;
 use nphooks_processor::{Delivered, RecordOutcome, process_records};
+use nphooks_samples::{
+    Delivery, TEST_API_KEY, TEST_WEBHOOK_SECRET, WEBHOOK_PATH, api_gateway_event,
+};
 use nphooks_testkit::{Moto, sqs_message};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};

@@ -6,9 +6,9 @@ use std::time::Duration;
 use nphooks_core::config::{MAX_BODY_BYTES_LIMIT, MAX_BODY_BYTES_VAR, ReceiverConfig, Settings};
 use nphooks_core::envelope::Envelope;
 use nphooks_core::routing::Integration;
-use nphooks_core::samples::{Delivery, WEBHOOK_PATH};
 use nphooks_deploy_checks::{Value, template};
 use nphooks_processor::process_batch;
+use nphooks_samples::{Delivery, WEBHOOK_PATH};
 use nphooks_testkit::{
     MAX_MESSAGE_SIZE, Moto, demo_request, envelope_for, function_id, sqs_event, sqs_message, text,
 };
@@ -66,8 +66,7 @@ fn body_of_size(call_id: &str, size: usize) -> String {
 }
 
 fn signed(body: &str) -> lambda_http::Request {
-    let event =
-        nphooks_core::samples::api_gateway_event("POST", WEBHOOK_PATH, body, Delivery::Signed);
+    let event = nphooks_samples::api_gateway_event("POST", WEBHOOK_PATH, body, Delivery::Signed);
     lambda_http::request::from_str(&event.to_string()).expect("an API Gateway v2 event")
 }
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use nphooks_core::ConfigError;
 use nphooks_core::config::{IDEMPOTENCY_TABLE_VAR, Settings};
 use nphooks_core::rate_limit::RateLimit;
 use nphooks_core::routing::Integration;
@@ -11,7 +12,7 @@ use crate::Result;
 use crate::retry::RetryPolicy;
 
 pub const DLQ_URL_VAR: &str = "DLQ_URL";
-pub const ALLOW_HTTP_VAR: &str = "NPHOOKS_ALLOW_HTTP";
+pub use nphooks_core::secrets::ALLOW_HTTP_VAR;
 /// Hours a transient failure is retried before it is dead-lettered (default 24).
 pub const RETRY_HORIZON_VAR: &str = "NPHOOKS_RETRY_HORIZON_HOURS";
 /// The first backoff in seconds (default 30); it doubles per failure, up to an hour.
@@ -85,25 +86,17 @@ fn number(settings: &Settings, name: &'static str, min: u64, max: u64) -> Result
     };
     match text.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-        _ => Err(nphooks_core::Error::Config {
+        _ => Err(ConfigError::new(
             name,
-            problem: format!("must be a whole number from {min} to {max}, got {text:?}"),
-        }
+            format!("must be a whole number from {min} to {max}, got {text:?}"),
+        )
         .into()),
     }
 }
 
-/// Reads `NPHOOKS_ALLOW_HTTP`: unset, `0` or `1`.
+/// Reads `NPHOOKS_ALLOW_HTTP`: unset, `0` or `1` (see [`Settings::local_mode`]).
 pub fn allow_http(settings: &Settings) -> Result<bool> {
-    match settings.optional(ALLOW_HTTP_VAR) {
-        None | Some("0") => Ok(false),
-        Some("1") => Ok(true),
-        Some(other) => Err(nphooks_core::Error::Config {
-            name: ALLOW_HTTP_VAR,
-            problem: format!("must be 0 or 1, got {other:?}"),
-        }
-        .into()),
-    }
+    Ok(settings.local_mode()?)
 }
 
 #[cfg(test)]

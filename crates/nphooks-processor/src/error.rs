@@ -1,12 +1,11 @@
+use nphooks_core::ConfigError;
+
 /// What can go wrong setting a processor up. Each message names the variable or value.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A configuration variable is missing or invalid (an outbound URL included).
     #[error(transparent)]
-    Core(#[from] nphooks_core::Error),
-
-    /// An outbound URL is not acceptable.
-    #[error("configuration variable {name} {problem}")]
-    Url { name: &'static str, problem: String },
+    Config(#[from] ConfigError),
 
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]

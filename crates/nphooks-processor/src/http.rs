@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
+use nphooks_core::ConfigError;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use url::{Host, Url};
 
@@ -33,7 +34,7 @@ impl OutboundUrl {
     /// `name` is the configuration variable, for the error message. `secret` URLs are
     /// redacted in logs and errors.
     pub fn parse(name: &'static str, value: &str, allow_http: bool, secret: bool) -> Result<Self> {
-        let bad = |problem: String| Error::Url { name, problem };
+        let bad = |problem: String| Error::from(ConfigError::new(name, problem));
         let url = Url::parse(value).map_err(|e| {
             bad(if secret {
                 format!("is not a valid URL ({e})")

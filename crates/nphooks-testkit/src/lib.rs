@@ -26,14 +26,10 @@ use lambda_runtime::{Context, LambdaEvent};
 use nphooks_core::aws::{Timeouts, sdk_config};
 use nphooks_core::claims::DynamoClaims;
 use nphooks_core::clock::Clock;
-use nphooks_core::config::Secret;
-use nphooks_core::delivery::DeliveryKey;
-use nphooks_core::envelope::QueueMessage;
 use nphooks_core::ledger::DynamoLedger;
 use nphooks_core::queue::SqsQueue;
 use nphooks_core::rate_limit::DynamoRateLimiter;
 use nphooks_core::routing::Integration;
-use nphooks_core::signature::{WebhookAuth, sign};
 use nphooks_core::table;
 use nphooks_processor::{ProcessorConfig, ProcessorDeps};
 
@@ -161,9 +157,9 @@ impl Moto {
     }
 
     /// The receiver's settings for this moto's table and queues, signed with the test
-    /// secret and API key of `nphooks_core::samples`.
+    /// secret and API key of `nphooks_samples`.
     pub fn receiver_settings(&self) -> Vec<(String, String)> {
-        use nphooks_core::samples::{TEST_API_KEY, TEST_WEBHOOK_SECRET};
+        use nphooks_samples::{TEST_API_KEY, TEST_WEBHOOK_SECRET};
         let mut pairs = vec![
             (
                 "NEXTPHONE_WEBHOOK_SECRETS".to_owned(),
@@ -374,19 +370,7 @@ pub fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
 
 /// The envelope the receiver would enqueue for `webhook_json`.
 pub fn envelope_for(webhook_json: &str) -> String {
-    let secret = "testkit";
-    let auth = WebhookAuth::new(vec![Secret::new(secret)], None);
-    let verified = auth
-        .verify(
-            Some(sign(secret, webhook_json.as_bytes()).as_bytes()),
-            None,
-            webhook_json.as_bytes(),
-        )
-        .expect("signed")
-        .parse()
-        .expect("a valid webhook");
-    let key = DeliveryKey::for_webhook(&verified);
-    QueueMessage::for_delivery(&verified, &key, "2026-11-26T15:30:01Z")
+    nphooks_samples::queue_message(webhook_json)
         .body()
         .to_owned()
 }

@@ -15,9 +15,10 @@ mod lead;
 
 use std::time::Duration;
 
-use nphooks_core::config::{Secret, Settings};
+use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::rate_limit::RateLimit;
+use nphooks_core::secret::Secret;
 use nphooks_processor::http::{self, OutboundUrl};
 use nphooks_processor::{Delivered, Sink, SinkError};
 use serde_json::Value;
@@ -192,7 +193,7 @@ pub fn idempotency_key(delivery_key: &str) -> String {
 }
 
 fn config_error(name: &'static str, problem: String) -> nphooks_processor::Error {
-    nphooks_core::Error::Config { name, problem }.into()
+    nphooks_core::ConfigError::new(name, problem).into()
 }
 
 /// The body the generic provider posts for an envelope.

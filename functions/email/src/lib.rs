@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{Address, Message};
+use nphooks_core::ConfigError;
 use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_processor::{Delivered, Sink, SinkError};
@@ -29,8 +30,8 @@ pub const EMAIL_BUSINESS_NAME_VAR: &str = "EMAIL_BUSINESS_NAME";
 /// Everything that can go wrong in the email crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("configuration variable {name} {problem}")]
-    Config { name: &'static str, problem: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("template: {0}")]
     Template(String),
     #[error("the {0} header would contain a line break")]
@@ -42,10 +43,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 fn config_error(name: &'static str, problem: impl Into<String>) -> Error {
-    Error::Config {
-        name,
-        problem: problem.into(),
-    }
+    ConfigError::new(name, problem).into()
 }
 
 /// How email leaves.
@@ -161,7 +159,7 @@ impl<M: Mailer> EmailSink<M> {
     fn skip(&self, why: &str) -> Delivered {
         self.skipped.fetch_add(1, Ordering::Relaxed);
         tracing::info!(metric = "EmailSkipped", "{why}");
-        nphooks_core::emit_count("email", "EmailSkipped");
+        nphooks_core::metrics::emit_count("email", "EmailSkipped");
         Delivered::Skipped(why.to_owned())
     }
 

@@ -9,7 +9,8 @@ use aws_sdk_sesv2::types::{EmailContent, RawMessage};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use nphooks_core::config::{Secret, Settings};
+use nphooks_core::config::Settings;
+use nphooks_core::secret::Secret;
 use nphooks_processor::{FailureReason, SinkError};
 
 use crate::{Error, Result, config_error};
@@ -85,9 +86,7 @@ impl SmtpSettings {
         };
         let credentials = match (
             settings.optional(SMTP_USERNAME_VAR),
-            settings
-                .secret(SMTP_PASSWORD_VAR, allow_http)
-                .map_err(|e| config_error(SMTP_PASSWORD_VAR, e.problem()))?,
+            settings.secret(SMTP_PASSWORD_VAR, allow_http)?,
         ) {
             (Some(user), Some(password)) => Some((user.to_owned(), Secret::new(password))),
             (None, None) => None,
@@ -241,7 +240,7 @@ impl Mailer for AnyMailer {
 impl From<Error> for SinkError {
     fn from(error: Error) -> Self {
         match error {
-            Error::Config { .. } | Error::Template(_) => {
+            Error::Config(_) | Error::Template(_) => {
                 SinkError::permanent(FailureReason::Misconfigured)
             }
             Error::HeaderInjection(header) => {

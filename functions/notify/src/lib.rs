@@ -10,8 +10,9 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
-use nphooks_core::config::{Secret, Settings};
+use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
+use nphooks_core::secret::Secret;
 use nphooks_processor::http::{self, OutboundUrl};
 use nphooks_processor::{Delivered, FailureReason, Sink, SinkError};
 use reqwest::header::CONTENT_TYPE;
@@ -37,10 +38,7 @@ impl SigningKey {
     /// Decodes a Standard Webhooks secret (`whsec_` followed by the base64 key; the
     /// prefix may be omitted). `name` is the configuration variable, for the error.
     pub fn parse(name: &'static str, secret: &Secret) -> nphooks_processor::Result<Self> {
-        let bad = |problem: &str| nphooks_core::Error::Config {
-            name,
-            problem: problem.to_owned(),
-        };
+        let bad = |problem: &str| nphooks_core::ConfigError::new(name, problem);
         let encoded = secret.expose().trim();
         let encoded = encoded.strip_prefix(SECRET_PREFIX).unwrap_or(encoded);
         // The decode error is not shown: it can quote part of the secret.

@@ -1,27 +1,29 @@
 //! How a request ends: the outcome or error, its HTTP answer, and its one log line.
-//! Every answer's HTTP status is decided in [`ReceiverError::status`] and
-//! [`Outcome`]'s arm of [`answer`].
+//! Every answer's HTTP status is decided in [`status`] (and [`ReceiverError::status`]).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Response};
+use nphooks_core::ParseError;
 use nphooks_core::delivery::DeliveryKey;
 use nphooks_core::routing::Integration;
-use nphooks_core::samples::WEBHOOK_PATH;
 use nphooks_core::signature::AuthFailure;
+use nphooks_core::webhook::WEBHOOK_PATH;
 use serde_json::json;
 
 use crate::handler::RECEIVE_BUDGET;
 
-/// How a request ended well.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
+/// How a request ended well (answered 200).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
     /// In every routed queue.
     Accepted {
         key: DeliveryKey,
         queues: BTreeSet<Integration>,
+        /// Whether the delivery record was kept (false: the table was unavailable and the
+        /// webhook was enqueued without deduplication).
         deduplicated: bool,
     },
     /// Enqueued earlier.
@@ -33,9 +35,36 @@ pub(crate) enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The `status` field of the answer.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Accepted { .. } => "accepted",
+            Outcome::Duplicate { .. } => "duplicate",
+            Outcome::Ignored { .. } => "ignored",
+        }
+    }
+
+    /// The delivery, when the webhook is one.
+    pub fn key(&self) -> Option<&DeliveryKey> {
+        match self {
+            Outcome::Accepted { key, .. } | Outcome::Duplicate { key } => Some(key),
+            Outcome::Ignored { key, .. } => key.as_ref(),
+        }
+    }
+
+    /// The queues the webhook went to (empty unless accepted).
+    pub fn queues(&self) -> BTreeSet<Integration> {
+        match self {
+            Outcome::Accepted { queues, .. } => queues.clone(),
+            _ => BTreeSet::new(),
+        }
+    }
+}
+
 /// How a request ended badly. Each message names the problem.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ReceiverError {
+pub enum ReceiverError {
     #[error("no route for {0}; webhooks are received at POST {WEBHOOK_PATH}")]
     NotFound(String),
     #[error("method {0} is not allowed; use POST")]
@@ -45,7 +74,7 @@ pub(crate) enum ReceiverError {
     #[error("{0}")]
     Unauthorized(AuthFailure),
     #[error("{0}")]
-    BadRequest(nphooks_core::Error),
+    BadRequest(ParseError),
     #[error("delivery {0} is being enqueued by another request; retry later")]
     InProgress(DeliveryKey),
     #[error(
@@ -60,7 +89,7 @@ pub(crate) enum ReceiverError {
 
 impl ReceiverError {
     /// The one place an error becomes an HTTP status.
-    pub(crate) fn status(&self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
             ReceiverError::NotFound(_) => StatusCode::NOT_FOUND,
             ReceiverError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -75,7 +104,8 @@ impl ReceiverError {
         }
     }
 
-    pub(crate) fn code(&self) -> &'static str {
+    /// The `error` field of the answer.
+    pub fn code(&self) -> &'static str {
         match self {
             ReceiverError::NotFound(_) => "not_found",
             ReceiverError::MethodNotAllowed(_) => "method_not_allowed",
@@ -90,43 +120,36 @@ impl ReceiverError {
     }
 }
 
-/// What the log line says about the webhook, filled in as the request goes.
-#[derive(Debug, Default)]
-pub(crate) struct Seen {
-    pub(crate) event: Option<String>,
-    /// At most [`LOGGED_CALL_ID_CHARS`] characters of it.
-    pub(crate) call_id: Option<String>,
-    pub(crate) delivery_key: Option<String>,
-    /// The paths of drifted fields, comma-separated (never their values).
-    pub(crate) drift: Option<String>,
-}
-
 /// How much of a `call_id` a log line carries (the delivery key is bounded on its own).
 pub(crate) const LOGGED_CALL_ID_CHARS: usize = 128;
 
-pub(crate) fn answer(result: Result<Outcome, ReceiverError>) -> Response<Body> {
-    let (status, body) = match result {
+/// The one place a request's end becomes an HTTP status: 200 for every outcome.
+pub fn status(result: &Result<Outcome, ReceiverError>) -> StatusCode {
+    match result {
+        Ok(_) => StatusCode::OK,
+        Err(error) => error.status(),
+    }
+}
+
+/// The HTTP answer to a request that ended with `result`.
+pub fn answer(result: &Result<Outcome, ReceiverError>) -> Response<Body> {
+    let body = match result {
         Ok(Outcome::Accepted {
             key,
             queues,
             deduplicated,
-        }) => (
-            StatusCode::OK,
-            json!({"status": "accepted", "delivery_key": key.as_str(), "queues": queue_names(&queues), "deduplicated": deduplicated}),
-        ),
-        Ok(Outcome::Duplicate { key }) => (
-            StatusCode::OK,
-            json!({"status": "duplicate", "delivery_key": key.as_str()}),
-        ),
-        Ok(Outcome::Ignored { key, reason }) => (
-            StatusCode::OK,
-            json!({"status": "ignored", "delivery_key": key.as_ref().map(DeliveryKey::as_str), "reason": reason}),
-        ),
-        Err(error) => (
-            error.status(),
-            json!({"error": error.code(), "message": error.to_string()}),
-        ),
+        }) => {
+            json!({"status": "accepted", "delivery_key": key.as_str(), "queues": queue_names(queues), "deduplicated": deduplicated})
+        }
+        Ok(Outcome::Duplicate { key }) => {
+            json!({"status": "duplicate", "delivery_key": key.as_str()})
+        }
+        Ok(Outcome::Ignored { key, reason }) => {
+            json!({"status": "ignored", "delivery_key": key.as_ref().map(DeliveryKey::as_str), "reason": reason})
+        }
+        Err(error) => json!({"error": error.code(), "message": error.to_string()}),
     };
+    let status = status(result);
     let mut response = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json");
@@ -142,27 +165,24 @@ pub(crate) fn queue_names(queues: &BTreeSet<Integration>) -> Vec<&'static str> {
     queues.iter().map(|i| i.as_str()).collect()
 }
 
-/// One JSON line per webhook. Names no secret, phone number, email or transcript.
-pub(crate) fn log_line(result: &Result<Outcome, ReceiverError>, seen: &Seen, latency: Duration) {
+/// One JSON line per webhook, inside the request span that holds what is known of the
+/// webhook (event, call id, delivery key, drifted fields). Names no secret, phone
+/// number, email or transcript.
+pub(crate) fn log_line(result: &Result<Outcome, ReceiverError>, latency: Duration) {
     let (outcome, queues, error) = match result {
-        Ok(Outcome::Accepted { queues, .. }) => ("accepted", queue_names(queues).join(","), None),
-        Ok(Outcome::Duplicate { .. }) => ("duplicate", String::new(), None),
-        Ok(Outcome::Ignored { .. }) => ("ignored", String::new(), None),
+        Ok(outcome) => (
+            outcome.name(),
+            queue_names(&outcome.queues()).join(","),
+            None,
+        ),
         Err(error) => (error.code(), String::new(), Some(error.to_string())),
     };
-    let status = match result {
-        Ok(_) => 200,
-        Err(error) => error.status().as_u16(),
-    };
+    let status = status(result).as_u16();
     tracing::info!(
-        delivery_key = seen.delivery_key.as_deref(),
-        event = seen.event.as_deref(),
-        call_id = seen.call_id.as_deref(),
         outcome,
         status,
         queues,
         error,
-        drift = seen.drift.as_deref(),
         latency_ms = latency.as_secs_f64() * 1000.0,
         "webhook"
     );

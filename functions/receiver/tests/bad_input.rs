@@ -5,8 +5,8 @@ mod common;
 
 use base64::Engine;
 use common::{memory_deps, request_from_event, status_and_json};
-use nphooks_core::samples::{Delivery, TEST_WEBHOOK_SECRET, WEBHOOK_PATH, api_gateway_event};
 use nphooks_core::signature::sign;
+use nphooks_samples::{Delivery, TEST_WEBHOOK_SECRET, WEBHOOK_PATH, api_gateway_event};
 use serde_json::{Value, json};
 
 struct Case {

@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{memory_deps, request_from_event, status_and_json};
-use nphooks_core::samples::{event_files, receiver_samples};
+use nphooks_samples::{event_files, receiver_samples};
 
 fn events_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events")

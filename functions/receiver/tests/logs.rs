@@ -3,7 +3,7 @@
 mod common;
 
 use common::{memory_deps, request_from_event, signed, status_and_json};
-use nphooks_core::samples::{
+use nphooks_samples::{
     Delivery, TEST_API_KEY, TEST_WEBHOOK_SECRET, WEBHOOK_PATH, api_gateway_event,
 };
 use nphooks_testkit::logs::CapturedLogs;

@@ -9,8 +9,8 @@ use common::{moto_deps, moto_deps_with_queues, signed, status_and_json};
 use futures::future::join_all;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::routing::Integration;
-use nphooks_core::samples::{Delivery, WEBHOOK_PATH, api_gateway_event};
 use nphooks_core::table;
+use nphooks_samples::{Delivery, WEBHOOK_PATH, api_gateway_event};
 use nphooks_testkit::{Moto, text};
 
 /// When this test process "sent" its webhooks: two minutes ago, well inside the window.
@@ -392,8 +392,8 @@ async fn given_app_secret_arn_then_the_secret_from_secrets_manager_configures_th
     let aws = moto.aws_for(nphooks_testkit::RECEIVER_FUNCTION);
     let secrets = aws_sdk_secretsmanager::Client::new(&moto.aws);
     let secret = serde_json::json!({
-        "NEXTPHONE_WEBHOOK_SECRETS": nphooks_core::samples::TEST_WEBHOOK_SECRET,
-        "NEXTPHONE_API_KEY": nphooks_core::samples::TEST_API_KEY,
+        "NEXTPHONE_WEBHOOK_SECRETS": nphooks_samples::TEST_WEBHOOK_SECRET,
+        "NEXTPHONE_API_KEY": nphooks_samples::TEST_API_KEY,
     });
     let arn = secrets
         .create_secret()

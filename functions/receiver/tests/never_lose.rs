@@ -137,11 +137,11 @@ async fn given_a_call_type_sqs_refuses_in_attributes_then_it_is_enqueued_with_it
 async fn given_a_forged_request_then_401_is_counted_for_the_alarm() {
     let moto = Moto::start("unauth").await;
     let deps = moto_deps(&moto);
-    let forged = nphooks_core::samples::api_gateway_event(
+    let forged = nphooks_samples::api_gateway_event(
         "POST",
-        nphooks_core::samples::WEBHOOK_PATH,
+        nphooks_samples::WEBHOOK_PATH,
         r#"{"event":"call.ended","data":{"call_id":"c"}}"#,
-        nphooks_core::samples::Delivery::BadSignature,
+        nphooks_samples::Delivery::BadSignature,
     );
     let (status, _) =
         status_and_json(receiver::handle(&deps, common::request_from_event(&forged)).await);

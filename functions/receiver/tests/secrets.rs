@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use nphooks_core::samples::TEST_WEBHOOK_SECRET;
+use nphooks_samples::TEST_WEBHOOK_SECRET;
 
 /// Starts the receiver binary with `secret` as its only signing secret and no AWS
 /// behind it; returns its exit success and what it printed.

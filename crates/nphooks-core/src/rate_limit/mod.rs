@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 pub use dynamo::DynamoRateLimiter;
 pub use memory::MemoryRateLimiter;
 
+use crate::ConfigError;
 use crate::store_error::StoreError;
-use crate::{Error, Result};
 
 /// At most `requests` requests `per` period, evenly spaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,12 +33,14 @@ impl RateLimit {
     }
 
     /// Reads `N/Ts` (e.g. `1/1s`, `100/10s`) or `none`, for the variable `name`.
-    pub fn parse(name: &'static str, text: &str) -> Result<Option<Self>> {
-        let invalid = || Error::Config {
-            name,
-            problem: format!(
-                "must be `none` or requests per period in seconds, like `1/1s` or `100/10s`; got {text:?}"
-            ),
+    pub fn parse(name: &'static str, text: &str) -> Result<Option<Self>, ConfigError> {
+        let invalid = || {
+            ConfigError::new(
+                name,
+                format!(
+                    "must be `none` or requests per period in seconds, like `1/1s` or `100/10s`; got {text:?}"
+                ),
+            )
         };
         let text = text.trim();
         if text.eq_ignore_ascii_case("none") {

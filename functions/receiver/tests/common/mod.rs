@@ -8,7 +8,7 @@ use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::ledger::{DynamoLedger, MemoryLedger};
 use nphooks_core::queue::{MemoryQueue, SqsQueue};
 use nphooks_core::routing::Integration;
-use nphooks_core::samples::{
+use nphooks_samples::{
     Delivery, TEST_API_KEY, TEST_WEBHOOK_SECRET, WEBHOOK_PATH, api_gateway_event,
 };
 use nphooks_testkit::Moto;
