@@ -185,11 +185,13 @@ impl DynamoTable {
             .expression_attribute_names("#lease", LEASE_UNTIL)
             .expression_attribute_values(":state", s(state))
             .expression_attribute_values(":now", n(now));
-        for (i, (name, value)) in extra.iter().enumerate() {
-            set.push_str(&format!(", #x{i} = :x{i}"));
+        // Placeholders named after their attributes (`:envelope`), so a recorded request
+        // says what it wrote (the leak scan exempts the stored envelope by that name).
+        for (name, value) in extra {
+            set.push_str(&format!(", #{name} = :{name}"));
             update = update
-                .expression_attribute_names(format!("#x{i}"), *name)
-                .expression_attribute_values(format!(":x{i}"), value.clone());
+                .expression_attribute_names(format!("#{name}"), *name)
+                .expression_attribute_values(format!(":{name}"), value.clone());
         }
         update
             .update_expression(format!("{set} REMOVE #lease"))
