@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
+use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use url::{Host, Url};
 
@@ -108,7 +109,7 @@ pub fn client() -> Result<reqwest::Client> {
 /// A successful response: status and body text.
 #[derive(Debug, Clone)]
 pub struct Reply {
-    pub status: u16,
+    pub status: StatusCode,
     pub body: String,
 }
 
@@ -128,7 +129,7 @@ pub async fn send(request: reqwest::RequestBuilder) -> Result<Reply, SinkError> 
             SinkError::transient(FailureReason::RequestFailed)
         }
     })?;
-    let status = response.status().as_u16();
+    let status = response.status();
     let retry_after = retry_after(response.headers(), SystemTime::now());
     classify(status, retry_after)?;
     Ok(Reply {
@@ -151,8 +152,8 @@ async fn read_capped(mut response: reqwest::Response) -> String {
 }
 
 /// Classifies a status; see [`send`]. `Ok(())` for 2xx.
-pub fn classify(status: u16, retry_after: Option<Duration>) -> Result<(), SinkError> {
-    let (reason, retryable) = match status {
+pub fn classify(status: StatusCode, retry_after: Option<Duration>) -> Result<(), SinkError> {
+    let (reason, retryable) = match status.as_u16() {
         200..=299 => return Ok(()),
         408 => (FailureReason::RequestTimeout, true),
         429 => (FailureReason::RateLimited, true),
@@ -228,7 +229,8 @@ mod tests {
 
     #[test]
     fn given_statuses_then_they_are_classified_transient_or_permanent() {
-        let kind = |status: u16| match classify(status, None) {
+        let kind = |status: u16| match classify(StatusCode::from_u16(status).expect("valid"), None)
+        {
             Ok(()) => "ok",
             Err(e) if e.retryable => "transient",
             Err(_) => "permanent",

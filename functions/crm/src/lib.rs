@@ -124,7 +124,7 @@ impl CrmSink {
         let reply = http::send(request).await?;
         Ok(Delivered::Sent(format!(
             "lead posted to the CRM ({})",
-            reply.status
+            reply.status.as_u16()
         )))
     }
 }

@@ -10,7 +10,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use nphooks_core::config::{Secret, Settings};
-use nphooks_processor::{FailureReason, SinkError};
+use nphooks_processor::{FailureReason, SinkError, SmtpCode};
 
 use crate::{Error, Result, config_error};
 
@@ -163,10 +163,14 @@ impl Mailer for SmtpMailer {
     }
 }
 
-/// The SMTP reply code (e.g. 550) as the failure's status; never the reply's text.
+/// The SMTP reply code (e.g. 550) on the failure; never the reply's text.
 fn with_code(failure: SinkError, error: &lettre::transport::smtp::Error) -> SinkError {
-    match error.status().and_then(|c| c.to_string().parse().ok()) {
-        Some(code) => failure.with_status(code),
+    match error
+        .status()
+        .and_then(|c| c.to_string().parse().ok())
+        .and_then(SmtpCode::new)
+    {
+        Some(code) => failure.with_smtp_code(code),
         None => failure,
     }
 }
@@ -199,7 +203,9 @@ impl Mailer for SesMailer {
             Ok(_) => Ok(()),
             Err(error) => {
                 // SES messages can name the recipient: only the class and status travel.
-                let status = error.raw_response().map(|r| r.status().as_u16());
+                let status = error.raw_response().and_then(|r| {
+                    nphooks_processor::StatusCode::from_u16(r.status().as_u16()).ok()
+                });
                 let failure = match error.as_service_error() {
                     Some(e)
                         if e.is_too_many_requests_exception()
@@ -207,7 +213,7 @@ impl Mailer for SesMailer {
                     {
                         SinkError::transient(FailureReason::RateLimited)
                     }
-                    Some(_) if status.is_some_and(|s| s >= 500) => {
+                    Some(_) if status.is_some_and(|s| s.is_server_error()) => {
                         SinkError::transient(FailureReason::ServerError)
                     }
                     Some(_) => SinkError::permanent(FailureReason::MailRejected),

@@ -132,7 +132,7 @@ impl Sink for NotifySink {
         // Only the status and the (hashed) id: nothing the caller said.
         Ok(Delivered::Sent(format!(
             "notified the sales team ({}, {id})",
-            reply.status
+            reply.status.as_u16()
         )))
     }
 }

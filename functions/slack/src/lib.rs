@@ -67,7 +67,7 @@ impl Sink for SlackSink {
         let reply = http::send(request).await?;
         Ok(Delivered::Sent(format!(
             "posted to Slack ({})",
-            reply.status
+            reply.status.as_u16()
         )))
     }
 }
