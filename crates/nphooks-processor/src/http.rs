@@ -95,11 +95,17 @@ impl std::fmt::Debug for OutboundUrl {
     }
 }
 
-/// The one HTTP client of a processor.
+/// An HTTP client with the default timeouts.
 pub fn client() -> Result<reqwest::Client> {
+    client_within(REQUEST_TIMEOUT)
+}
+
+/// The one HTTP client of a processor: no request (connecting included) outlasts
+/// `sink_timeout`, nor [`REQUEST_TIMEOUT`]; no connection attempt [`CONNECT_TIMEOUT`].
+pub fn client_within(sink_timeout: Duration) -> Result<reqwest::Client> {
     reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT.min(sink_timeout))
+        .timeout(REQUEST_TIMEOUT.min(sink_timeout))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("nphooks/", env!("CARGO_PKG_VERSION")))
         .build()

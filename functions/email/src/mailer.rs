@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use aws_sdk_sesv2::config::timeout::TimeoutConfig;
 use aws_sdk_sesv2::primitives::Blob;
 use aws_sdk_sesv2::types::{EmailContent, RawMessage};
 use lettre::transport::smtp::authentication::Credentials;
@@ -20,7 +21,8 @@ pub const SMTP_USERNAME_VAR: &str = "SMTP_USERNAME";
 pub const SMTP_PASSWORD_VAR: &str = "SMTP_PASSWORD";
 pub const SMTP_TLS_VAR: &str = "SMTP_TLS";
 
-const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest one SMTP command waits, unless the email's own timeout is shorter.
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends one email.
 pub trait Mailer: Send + Sync {
@@ -121,6 +123,11 @@ pub struct SmtpMailer {
 
 impl SmtpMailer {
     pub fn new(settings: &SmtpSettings) -> Result<Self> {
+        Self::within(settings, SMTP_TIMEOUT)
+    }
+
+    /// No SMTP command waits longer than `timeout`, nor [`SMTP_TIMEOUT`].
+    pub fn within(settings: &SmtpSettings, timeout: Duration) -> Result<Self> {
         let tls_parameters = || {
             TlsParameters::new(settings.host.clone())
                 .map_err(|e| config_error(SMTP_HOST_VAR, format!("cannot be used for TLS: {e}")))
@@ -133,7 +140,7 @@ impl SmtpMailer {
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
             .port(settings.port)
             .tls(tls)
-            .timeout(Some(SMTP_TIMEOUT));
+            .timeout(Some(SMTP_TIMEOUT.min(timeout)));
         if let Some((user, password)) = &settings.credentials {
             builder =
                 builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
@@ -184,6 +191,23 @@ pub struct SesMailer {
 impl SesMailer {
     pub fn new(client: aws_sdk_sesv2::Client) -> Self {
         SesMailer { client }
+    }
+
+    /// A client on the shared AWS config whose timeouts (connect, attempt, operation)
+    /// are each cut to `timeout` when longer.
+    pub fn within(aws: &aws_config::SdkConfig, timeout: Duration) -> Self {
+        let shared = aws.timeout_config();
+        let cap = |d: Option<Duration>| Some(d.map_or(timeout, |d| d.min(timeout)));
+        let mut timeouts = TimeoutConfig::builder();
+        timeouts
+            .set_connect_timeout(cap(shared.and_then(|t| t.connect_timeout())))
+            .set_operation_attempt_timeout(cap(shared.and_then(|t| t.operation_attempt_timeout())))
+            .set_operation_timeout(cap(shared.and_then(|t| t.operation_timeout())))
+            .set_read_timeout(shared.and_then(|t| t.read_timeout()));
+        let config = aws_sdk_sesv2::config::Builder::from(aws)
+            .timeout_config(timeouts.build())
+            .build();
+        Self::new(aws_sdk_sesv2::Client::from_conf(config))
     }
 }
 
