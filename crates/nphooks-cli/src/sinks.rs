@@ -283,7 +283,7 @@ mod tests {
             (email::EMAIL_FROM_VAR, "Acme <hello@example.com>"),
             (
                 slack::SLACK_WEBHOOK_URL_VAR,
-                "https://hooks.slack.com/services/T/B/x",
+                "https://hooks.slack.com/services/T0/B0/secret",
             ),
             (notify::NOTIFY_URL_VAR, "https://sales.example.com/hooks"),
             (notify::NOTIFY_SIGNING_SECRET_VAR, PREVIEW_SIGNING_SECRET),

@@ -141,7 +141,7 @@ impl EmailSink<AnyMailer> {
         Self::connect_within(config, aws, TIMEOUT)
     }
 
-    /// [`EmailSink::connect`], with every email, and each SMTP command or SES call in
+    /// [`EmailSink::connect`], with every email, and the SMTP connection or SES call in
     /// it, bounded by `timeout`.
     pub fn connect_within(
         config: EmailConfig,

@@ -21,7 +21,10 @@ pub const SMTP_USERNAME_VAR: &str = "SMTP_USERNAME";
 pub const SMTP_PASSWORD_VAR: &str = "SMTP_PASSWORD";
 pub const SMTP_TLS_VAR: &str = "SMTP_TLS";
 
-/// The longest one SMTP command waits, unless the email's own timeout is shorter.
+/// The longest connecting to the SMTP server may take, unless the email's own timeout is
+/// shorter. lettre's async transport times out the connection only: the SMTP dialogue is
+/// bounded by the email's timeout ([`nphooks_processor::Sink::timeout`]), which the
+/// processor runtime enforces.
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends one email.
@@ -126,7 +129,7 @@ impl SmtpMailer {
         Self::within(settings, SMTP_TIMEOUT)
     }
 
-    /// No SMTP command waits longer than `timeout`, nor [`SMTP_TIMEOUT`].
+    /// Connecting takes at most `timeout`, or [`SMTP_TIMEOUT`] if that is shorter.
     pub fn within(settings: &SmtpSettings, timeout: Duration) -> Result<Self> {
         let tls_parameters = || {
             TlsParameters::new(settings.host.clone())
@@ -279,5 +282,47 @@ impl From<Error> for SinkError {
             }
             Error::Build(_) => SinkError::permanent(FailureReason::UnusableData),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sesv2::config::{BehaviorVersion, Region};
+
+    use super::*;
+
+    #[test]
+    fn given_a_short_timeout_then_the_ses_client_cuts_each_shared_timeout_to_it() {
+        // GIVEN the processors' shared AWS timeouts (1 s, 2 s, 5 s)
+        let shared = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .operation_attempt_timeout(Duration::from_secs(2))
+            .operation_timeout(Duration::from_secs(5))
+            .build();
+        let aws = aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .timeout_config(shared)
+            .build();
+        let of = |mailer: SesMailer| {
+            let config = mailer.client.config().timeout_config().cloned();
+            let t = config.expect("timeouts");
+            (
+                t.connect_timeout(),
+                t.operation_attempt_timeout(),
+                t.operation_timeout(),
+            )
+        };
+        let s = |n| Some(Duration::from_secs(n));
+        // WHEN the SES mailer is built within 3 s, and within the default 15 s
+        // THEN only what exceeds the sink's timeout is cut
+        assert_eq!(
+            of(SesMailer::within(&aws, Duration::from_secs(3))),
+            (s(1), s(2), s(3))
+        );
+        assert_eq!(
+            of(SesMailer::within(&aws, crate::TIMEOUT)),
+            (s(1), s(2), s(5))
+        );
     }
 }
