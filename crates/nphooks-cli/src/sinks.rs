@@ -3,175 +3,28 @@
 //! for email, a mailer that writes the MIME message) and writes what would have been
 //! sent under `./outbox/`.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+mod outbox;
+
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::body::Bytes;
 use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::rate_limit::RateLimit;
 use nphooks_core::routing::Integration;
 use nphooks_core::secret::Secret;
 use nphooks_processor::http::OutboundUrl;
-use nphooks_processor::{Delivered, FailureReason, Sink, SinkError};
+use nphooks_processor::{Delivered, FailureReason, FromSetup, Sink, SinkError, SinkSetup};
 
-use crate::http_server;
+use outbox::write;
+pub use outbox::{Captured, Outbox, render_http};
+
+/// The longest one preview may take unless `NPHOOKS_SINK_TIMEOUT_SECONDS` says otherwise.
+pub const PREVIEW_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The key previews of notifications are signed with when `NOTIFY_SIGNING_SECRET` is unset.
 pub const PREVIEW_SIGNING_SECRET: &str = "whsec_cHJldmlldy1vbmx5LW5vdC1hLXNlY3JldA==";
-
-/// A request the capture server received.
-#[derive(Debug, Clone)]
-pub struct Captured {
-    pub method: String,
-    pub path: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Bytes,
-}
-
-/// `./outbox/` and the capture server behind HTTP previews.
-#[derive(Debug)]
-pub struct Outbox {
-    dir: PathBuf,
-    base_url: String,
-    captured: Arc<Mutex<HashMap<u64, Vec<Captured>>>>,
-    next: AtomicU64,
-    _server: tokio::task::JoinHandle<()>,
-}
-
-impl Outbox {
-    /// Starts the capture server on a free loopback port; previews go under `dir`.
-    pub async fn start(dir: PathBuf) -> anyhow::Result<Arc<Self>> {
-        let listener = http_server::bind(([127, 0, 0, 1], 0).into()).await?;
-        let base_url = format!("http://{}", http_server::local_addr(&listener)?);
-        let captured: Arc<Mutex<HashMap<u64, Vec<Captured>>>> = Arc::default();
-        let store = captured.clone();
-        let server = http_server::spawn(listener, move |request| {
-            let store = store.clone();
-            async move {
-                // Paths look like /preview/<slot>/<the sink's own path>.
-                let path = request.uri().path().to_owned();
-                let mut parts = path.trim_start_matches('/').splitn(3, '/');
-                let slot = parts
-                    .nth(1)
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .unwrap_or(0);
-                let rest = format!("/{}", parts.next().unwrap_or_default());
-                let headers = request
-                    .headers()
-                    .iter()
-                    .filter(|(name, _)| *name != hyper::header::HOST)
-                    .map(|(name, value)| {
-                        (
-                            name.to_string(),
-                            String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                        )
-                    })
-                    .collect();
-                let captured = Captured {
-                    method: request.method().to_string(),
-                    path: rest,
-                    headers,
-                    body: request.into_body(),
-                };
-                store
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .entry(slot)
-                    .or_default()
-                    .push(captured);
-                hyper::Response::builder()
-                    .status(200)
-                    .header("content-type", "application/json")
-                    // Enough for every sink to read a success (HubSpot's batch answer included).
-                    .body(Full::new(Bytes::from_static(
-                        br#"{"ok":true,"id":"preview","total":0,"results":[{"id":"preview"}]}"#,
-                    )))
-                    .expect("a static response")
-            }
-        });
-        Ok(Arc::new(Outbox {
-            dir,
-            base_url,
-            captured,
-            next: AtomicU64::new(0),
-            _server: server,
-        }))
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    fn slot(&self) -> u64 {
-        self.next.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    fn take(&self, slot: u64) -> Vec<Captured> {
-        self.captured
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&slot)
-            .unwrap_or_default()
-    }
-
-    /// `outbox/<delivery key, file-safe>/<integration>.<extension>`.
-    pub fn path_for(
-        &self,
-        envelope: &Envelope,
-        integration: Integration,
-        extension: &str,
-    ) -> PathBuf {
-        let key: String = envelope
-            .delivery_key
-            .as_str()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        self.dir
-            .join(key)
-            .join(format!("{integration}.{extension}"))
-    }
-}
-
-/// A captured HTTP request as text: request line, headers, blank line, body as sent.
-pub fn render_http(requests: &[Captured]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, request) in requests.iter().enumerate() {
-        if i > 0 {
-            out.extend_from_slice(b"\n\n");
-        }
-        out.extend_from_slice(format!("{} {} HTTP/1.1\n", request.method, request.path).as_bytes());
-        for (name, value) in &request.headers {
-            out.extend_from_slice(format!("{name}: {value}\n").as_bytes());
-        }
-        out.push(b'\n');
-        out.extend_from_slice(&request.body);
-        out.push(b'\n');
-    }
-    out
-}
-
-fn write(path: &Path, contents: &[u8]) -> Result<(), SinkError> {
-    let written = path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::write(path, contents));
-    written.map_err(|e| {
-        tracing::warn!(path = %path.display(), %e, "could not write the preview");
-        SinkError::transient(FailureReason::RequestFailed).with_detail("writing the preview")
-    })
-}
 
 /// What a preview runs: the integration's real sink code, pointed at the outbox.
 #[derive(Debug, Clone)]
@@ -189,16 +42,17 @@ pub struct PreviewSink {
     kind: PreviewKind,
     outbox: Arc<Outbox>,
     client: reqwest::Client,
+    timeout: Duration,
 }
 
 impl PreviewSink {
     /// The preview for `integration`, reusing whatever of its configuration is set.
     pub fn new(
         integration: Integration,
-        settings: &Settings,
+        setup: &SinkSetup<'_>,
         outbox: Arc<Outbox>,
-        client: reqwest::Client,
     ) -> anyhow::Result<Self> {
+        let settings = setup.settings;
         let kind = match integration {
             Integration::Crm => PreviewKind::Crm,
             Integration::Slack => PreviewKind::Slack,
@@ -240,7 +94,8 @@ impl PreviewSink {
             integration,
             kind,
             outbox,
-            client,
+            client: setup.http_client()?,
+            timeout: setup.timeout,
         })
     }
 
@@ -328,34 +183,29 @@ impl AnySink {
         aws: &aws_config::SdkConfig,
         outbox: &Arc<Outbox>,
     ) -> anyhow::Result<Self> {
-        let client = nphooks_processor::http::client()?;
         let configured = |name: &str| settings.optional(name).is_some();
         Ok(match integration {
             Integration::Crm
                 if configured(crm::CRM_API_URL_VAR) || configured(crm::CRM_API_TOKEN_VAR) =>
             {
-                AnySink::Crm(crm::CrmSink::from_settings(settings, allow_http, client)?)
+                AnySink::Crm(real(settings, allow_http, aws)?)
             }
             Integration::Email
                 if configured(email::SMTP_HOST_VAR)
                     || settings.optional(email::EMAIL_TRANSPORT_VAR) == Some("ses") =>
             {
-                AnySink::Email(Box::new(email::EmailSink::connect(
-                    email::EmailConfig::from_settings(settings, allow_http)?,
-                    aws,
-                )?))
+                AnySink::Email(Box::new(real(settings, allow_http, aws)?))
             }
-            Integration::Slack if configured(slack::SLACK_WEBHOOK_URL_VAR) => AnySink::Slack(
-                slack::SlackSink::from_settings(settings, allow_http, client)?,
-            ),
-            Integration::Notify if configured(notify::NOTIFY_URL_VAR) => AnySink::Notify(
-                notify::NotifySink::from_settings(settings, allow_http, client)?,
-            ),
+            Integration::Slack if configured(slack::SLACK_WEBHOOK_URL_VAR) => {
+                AnySink::Slack(real(settings, allow_http, aws)?)
+            }
+            Integration::Notify if configured(notify::NOTIFY_URL_VAR) => {
+                AnySink::Notify(real(settings, allow_http, aws)?)
+            }
             _ => AnySink::Preview(PreviewSink::new(
                 integration,
-                settings,
+                &SinkSetup::read(settings, allow_http, aws, PREVIEW_TIMEOUT)?,
                 outbox.clone(),
-                client,
             )?),
         })
     }
@@ -365,6 +215,20 @@ impl AnySink {
     }
 }
 
+/// An integration's real sink, built as its Lambda builds it.
+fn real<K: FromSetup>(
+    settings: &Settings,
+    allow_http: bool,
+    aws: &aws_config::SdkConfig,
+) -> anyhow::Result<K> {
+    Ok(K::from_setup(&SinkSetup::read(
+        settings,
+        allow_http,
+        aws,
+        K::DEFAULT_TIMEOUT,
+    )?)?)
+}
+
 impl Sink for AnySink {
     fn timeout(&self) -> Duration {
         match self {
@@ -372,7 +236,7 @@ impl Sink for AnySink {
             AnySink::Email(s) => s.timeout(),
             AnySink::Slack(s) => s.timeout(),
             AnySink::Notify(s) => s.timeout(),
-            AnySink::Preview(_) => Duration::from_secs(10),
+            AnySink::Preview(s) => s.timeout,
         }
     }
 
@@ -400,6 +264,67 @@ impl Sink for AnySink {
             AnySink::Slack(s) => s.deliver(envelope).await,
             AnySink::Notify(s) => s.deliver(envelope).await,
             AnySink::Preview(s) => s.preview(envelope).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nphooks_processor::config::SINK_TIMEOUT_VAR;
+
+    use super::*;
+
+    /// Every integration configured for real, plus `extra`.
+    fn settings(extra: &[(&'static str, &'static str)]) -> Settings {
+        let mut pairs = vec![
+            (crm::CRM_API_URL_VAR, "https://crm.example.com/leads"),
+            (crm::CRM_API_TOKEN_VAR, "crm-token"),
+            (email::SMTP_HOST_VAR, "127.0.0.1"),
+            ("SMTP_TLS", "none"),
+            (email::EMAIL_FROM_VAR, "Acme <hello@example.com>"),
+            (
+                slack::SLACK_WEBHOOK_URL_VAR,
+                "https://hooks.slack.com/services/T0/B0/secret",
+            ),
+            (notify::NOTIFY_URL_VAR, "https://sales.example.com/hooks"),
+            (notify::NOTIFY_SIGNING_SECRET_VAR, PREVIEW_SIGNING_SECRET),
+        ];
+        pairs.extend_from_slice(extra);
+        Settings::from_pairs(pairs)
+    }
+
+    async fn timeouts(settings: &Settings) -> Vec<(Integration, bool, Duration)> {
+        let aws = aws_config::SdkConfig::builder().build();
+        let outbox = Outbox::start(std::env::temp_dir()).await.expect("outbox");
+        Integration::ALL
+            .iter()
+            .map(|&integration| {
+                let sink = AnySink::for_integration(integration, settings, true, &aws, &outbox)
+                    .expect("sink");
+                (integration, sink.is_preview(), sink.timeout())
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn given_no_sink_timeout_then_each_sink_keeps_its_default() {
+        let seconds = |s| Duration::from_secs(s);
+        let expected = [(8, false), (15, false), (8, false), (8, false)];
+        for ((integration, preview, timeout), (secs, real)) in
+            timeouts(&settings(&[])).await.into_iter().zip(expected)
+        {
+            assert_eq!((timeout, preview), (seconds(secs), real), "{integration}");
+        }
+        let previews = timeouts(&Settings::from_pairs([("OTHER", "x")])).await;
+        assert!(previews.iter().all(|(_, p, t)| *p && *t == PREVIEW_TIMEOUT));
+    }
+
+    #[tokio::test]
+    async fn given_a_sink_timeout_then_every_sink_and_preview_takes_it() {
+        let real = timeouts(&settings(&[(SINK_TIMEOUT_VAR, "3")])).await;
+        let previews = timeouts(&Settings::from_pairs([(SINK_TIMEOUT_VAR, "3")])).await;
+        for (integration, _, timeout) in real.into_iter().chain(previews) {
+            assert_eq!(timeout, Duration::from_secs(3), "{integration}");
         }
     }
 }

@@ -19,6 +19,9 @@ pub const RETRY_HORIZON_VAR: &str = "NPHOOKS_RETRY_HORIZON_HOURS";
 pub const RETRY_BASE_VAR: &str = "NPHOOKS_RETRY_BASE_SECONDS";
 /// The destination's rate limit (`N/Ts` or `none`); unset: the integration's default.
 pub const RATE_LIMIT_VAR: &str = "NPHOOKS_RATE_LIMIT";
+/// Seconds one delivery may take, every call to the destination inside it included
+/// (1 to 900); unset: the sink's default (8; email 15).
+pub const SINK_TIMEOUT_VAR: &str = "NPHOOKS_SINK_TIMEOUT_SECONDS";
 
 #[derive(Debug, Clone)]
 pub struct ProcessorConfig {
@@ -35,6 +38,8 @@ pub struct ProcessorConfig {
     pub rate_limit: Option<Option<RateLimit>>,
     /// How long effect claims live (`NPHOOKS_REPLAY_WINDOW_HOURS`, shared with the receiver).
     pub replay_window: ReplayWindow,
+    /// `NPHOOKS_SINK_TIMEOUT_SECONDS`; `None`: the sink's own default.
+    pub sink_timeout: Option<Duration>,
 }
 
 impl ProcessorConfig {
@@ -60,6 +65,7 @@ impl ProcessorConfig {
                 .optional(RATE_LIMIT_VAR)
                 .map(|text| RateLimit::parse(RATE_LIMIT_VAR, text))
                 .transpose()?,
+            sink_timeout: sink_timeout(settings)?,
         })
     }
 
@@ -75,6 +81,7 @@ impl ProcessorConfig {
             retry: RetryPolicy::default(),
             rate_limit: None,
             replay_window: ReplayWindow::default(),
+            sink_timeout: None,
         }
     }
 }
@@ -92,6 +99,11 @@ fn number(settings: &Settings, name: &'static str, min: u64, max: u64) -> Result
         )
         .into()),
     }
+}
+
+/// Reads `NPHOOKS_SINK_TIMEOUT_SECONDS`: unset, or 1 to 900 seconds.
+pub fn sink_timeout(settings: &Settings) -> Result<Option<Duration>> {
+    Ok(number(settings, SINK_TIMEOUT_VAR, 1, 900)?.map(Duration::from_secs))
 }
 
 /// Reads `NPHOOKS_ALLOW_HTTP`: unset, `0` or `1` (see [`Settings::local_mode`]).
@@ -118,14 +130,17 @@ mod tests {
         let defaults = load(&[]).expect("valid");
         assert_eq!(defaults.retry, RetryPolicy::default());
         assert_eq!(defaults.rate_limit, None);
+        assert_eq!(defaults.sink_timeout, None);
         let set = load(&[
             (RETRY_HORIZON_VAR, "2"),
             (RETRY_BASE_VAR, "5"),
             (RATE_LIMIT_VAR, "14/1s"),
+            (SINK_TIMEOUT_VAR, "12"),
         ])
         .expect("valid");
         assert_eq!(set.retry.horizon, Duration::from_secs(7200));
         assert_eq!(set.retry.base, Duration::from_secs(5));
+        assert_eq!(set.sink_timeout, Some(Duration::from_secs(12)));
         assert_eq!(
             set.rate_limit,
             Some(Some(RateLimit::new(14, Duration::from_secs(1))))
@@ -139,6 +154,9 @@ mod tests {
             (RETRY_HORIZON_VAR, "1d"),
             (RETRY_BASE_VAR, "901"),
             (RATE_LIMIT_VAR, "fast"),
+            (SINK_TIMEOUT_VAR, "0"),
+            (SINK_TIMEOUT_VAR, "901"),
+            (SINK_TIMEOUT_VAR, "8s"),
         ] {
             let message = load(&[(name, bad)]).expect_err(bad).to_string();
             assert!(message.contains(name), "{message}");

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub use reqwest::StatusCode;
+
 /// A classified failure reason. Its `as_str` is what logs, claims and DLQ attributes carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailureReason {
@@ -75,11 +77,15 @@ impl std::fmt::Display for FailureReason {
 /// Why a sink failed: its reason, the peer's status if it answered, and whether a retry
 /// can help. `Display` is `reason` or `reason (status)`, plus a detail of our own
 /// making (a config name, a field name), never anything the caller or peer wrote.
+/// Redaction is by construction: no field can hold the peer's answer body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinkError {
     pub reason: FailureReason,
-    /// The peer's status: HTTP, or an SMTP reply code.
-    pub status: Option<u16>,
+    /// The HTTP status the peer answered with (SES included); `None` if it never answered.
+    pub status: Option<StatusCode>,
+    /// A mail server's reply code (e.g. 550); never the reply's text, which may quote
+    /// the recipient.
+    pub smtp_code: Option<SmtpCode>,
     pub retryable: bool,
     /// The peer asked us to wait this long (429/503 `Retry-After`).
     pub retry_after: Option<Duration>,
@@ -93,6 +99,7 @@ impl SinkError {
         SinkError {
             reason,
             status: None,
+            smtp_code: None,
             retryable: true,
             retry_after: None,
             detail: None,
@@ -107,8 +114,13 @@ impl SinkError {
         }
     }
 
-    pub fn with_status(mut self, status: u16) -> Self {
+    pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status = Some(status);
+        self
+    }
+
+    pub fn with_smtp_code(mut self, code: SmtpCode) -> Self {
+        self.smtp_code = Some(code);
         self
     }
 
@@ -132,7 +144,9 @@ impl std::fmt::Display for SinkError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.reason.as_str())?;
         if let Some(status) = self.status {
-            write!(f, " ({status})")?;
+            write!(f, " ({})", status.as_u16())?;
+        } else if let Some(code) = self.smtp_code {
+            write!(f, " ({code})")?;
         }
         if let Some(detail) = self.detail {
             write!(f, ": {detail}")?;
@@ -143,6 +157,27 @@ impl std::fmt::Display for SinkError {
 
 impl std::error::Error for SinkError {}
 
+/// An SMTP reply code: three digits, the first 2 to 5 (RFC 5321 §4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SmtpCode(u16);
+
+impl SmtpCode {
+    /// `None` unless `code` is a valid reply code.
+    pub fn new(code: u16) -> Option<Self> {
+        (200..=599).contains(&code).then_some(SmtpCode(code))
+    }
+
+    pub fn as_u16(self) -> u16 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for SmtpCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,14 +185,24 @@ mod tests {
     #[test]
     fn given_a_classified_failure_then_display_names_reason_status_and_detail_only() {
         let error = SinkError::permanent(FailureReason::InvalidPayload)
-            .with_status(422)
+            .with_status(StatusCode::UNPROCESSABLE_ENTITY)
             .with_detail("field LastName");
         assert_eq!(error.to_string(), "invalid_payload (422): field LastName");
         assert!(!error.retryable);
         let limited = SinkError::transient(FailureReason::RateLimited)
-            .with_status(429)
+            .with_status(StatusCode::TOO_MANY_REQUESTS)
             .with_retry_after(Some(Duration::from_secs(1)));
         assert!(limited.retryable && limited.is_rate_limited());
         assert!(!SinkError::transient(FailureReason::ServerError).is_rate_limited());
+    }
+
+    #[test]
+    fn given_an_smtp_reply_code_then_display_shows_it_and_bad_codes_are_refused() {
+        let code = SmtpCode::new(550).expect("a reply code");
+        let error = SinkError::permanent(FailureReason::MailRejected).with_smtp_code(code);
+        assert_eq!(error.to_string(), "mail_rejected (550)");
+        assert_eq!(error.status, None);
+        assert_eq!(SmtpCode::new(199), None);
+        assert_eq!(SmtpCode::new(600), None);
     }
 }

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use nphooks_core::ConfigError;
+use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use url::{Host, Url};
 
@@ -95,11 +96,17 @@ impl std::fmt::Debug for OutboundUrl {
     }
 }
 
-/// The one HTTP client of a processor.
+/// An HTTP client with the default timeouts.
 pub fn client() -> Result<reqwest::Client> {
+    client_within(REQUEST_TIMEOUT)
+}
+
+/// The one HTTP client of a processor: no request (connecting included) outlasts
+/// `sink_timeout`, nor [`REQUEST_TIMEOUT`]; no connection attempt [`CONNECT_TIMEOUT`].
+pub fn client_within(sink_timeout: Duration) -> Result<reqwest::Client> {
     reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT.min(sink_timeout))
+        .timeout(REQUEST_TIMEOUT.min(sink_timeout))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("nphooks/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -109,7 +116,7 @@ pub fn client() -> Result<reqwest::Client> {
 /// A successful response: status and body text.
 #[derive(Debug, Clone)]
 pub struct Reply {
-    pub status: u16,
+    pub status: StatusCode,
     pub body: String,
 }
 
@@ -129,7 +136,7 @@ pub async fn send(request: reqwest::RequestBuilder) -> Result<Reply, SinkError> 
             SinkError::transient(FailureReason::RequestFailed)
         }
     })?;
-    let status = response.status().as_u16();
+    let status = response.status();
     let retry_after = retry_after(response.headers(), SystemTime::now());
     classify(status, retry_after)?;
     Ok(Reply {
@@ -152,8 +159,8 @@ async fn read_capped(mut response: reqwest::Response) -> String {
 }
 
 /// Classifies a status; see [`send`]. `Ok(())` for 2xx.
-pub fn classify(status: u16, retry_after: Option<Duration>) -> Result<(), SinkError> {
-    let (reason, retryable) = match status {
+pub fn classify(status: StatusCode, retry_after: Option<Duration>) -> Result<(), SinkError> {
+    let (reason, retryable) = match status.as_u16() {
         200..=299 => return Ok(()),
         408 => (FailureReason::RequestTimeout, true),
         429 => (FailureReason::RateLimited, true),
@@ -229,7 +236,8 @@ mod tests {
 
     #[test]
     fn given_statuses_then_they_are_classified_transient_or_permanent() {
-        let kind = |status: u16| match classify(status, None) {
+        let kind = |status: u16| match classify(StatusCode::from_u16(status).expect("valid"), None)
+        {
             Ok(()) => "ok",
             Err(e) if e.retryable => "transient",
             Err(_) => "permanent",

@@ -18,7 +18,7 @@ mod settle;
 
 pub use config::ProcessorConfig;
 pub use error::{Error, Result};
-pub use failure::{FailureReason, SinkError};
-pub use lambda::{AWS_TIMEOUTS, Startup, run_lambda};
+pub use failure::{FailureReason, SinkError, SmtpCode, StatusCode};
+pub use lambda::{AWS_TIMEOUTS, FromSetup, SinkSetup, Startup, run, run_lambda};
 pub use runtime::{Delivered, ProcessorDeps, RecordOutcome, Sink, process_batch, process_records};
 pub use settle::Deferral;

@@ -20,7 +20,7 @@ use nphooks_core::envelope::Envelope;
 use nphooks_core::rate_limit::RateLimit;
 use nphooks_core::secret::Secret;
 use nphooks_processor::http::{self, OutboundUrl};
-use nphooks_processor::{Delivered, Sink, SinkError};
+use nphooks_processor::{Delivered, FromSetup, Sink, SinkError, SinkSetup};
 use serde_json::Value;
 
 pub use lead::{CrmLead, LEAD_SOURCE, split_name};
@@ -29,7 +29,8 @@ pub const CRM_PROVIDER_VAR: &str = "CRM_PROVIDER";
 pub const CRM_API_URL_VAR: &str = "CRM_API_URL";
 pub const CRM_API_TOKEN_VAR: &str = "CRM_API_TOKEN";
 pub const HUBSPOT_DEFAULT_BASE: &str = "https://api.hubapi.com";
-/// The longest one delivery may take (HubSpot makes up to three requests).
+/// The longest one delivery may take unless `NPHOOKS_SINK_TIMEOUT_SECONDS` says
+/// otherwise (HubSpot makes up to three requests).
 pub const TIMEOUT: Duration = Duration::from_secs(8);
 
 /// Which CRM the leads go to.
@@ -61,6 +62,7 @@ pub struct CrmSink {
     url: OutboundUrl,
     token: Secret,
     client: reqwest::Client,
+    timeout: Duration,
 }
 
 impl CrmSink {
@@ -77,7 +79,13 @@ impl CrmSink {
             url,
             token,
             client,
+            timeout: TIMEOUT,
         }
+    }
+
+    /// The longest one delivery may take (the client's own timeouts are the caller's).
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        CrmSink { timeout, ..self }
     }
 
     /// Reads `CRM_PROVIDER`, `CRM_API_URL` and `CRM_API_TOKEN`; every error names its variable.
@@ -125,7 +133,7 @@ impl CrmSink {
         let reply = http::send(request).await?;
         Ok(Delivered::Sent(format!(
             "lead posted to the CRM ({})",
-            reply.status
+            reply.status.as_u16()
         )))
     }
 }
@@ -133,9 +141,19 @@ impl CrmSink {
 /// HubSpot allows 100 requests per 10 seconds per private app.
 pub const HUBSPOT_RATE_LIMIT: RateLimit = RateLimit::new(100, Duration::from_secs(10));
 
+impl FromSetup for CrmSink {
+    const DEFAULT_TIMEOUT: Duration = TIMEOUT;
+    type Error = nphooks_processor::Error;
+
+    fn from_setup(setup: &SinkSetup<'_>) -> nphooks_processor::Result<Self> {
+        let sink = Self::from_settings(setup.settings, setup.allow_http, setup.http_client()?)?;
+        Ok(sink.with_timeout(setup.timeout))
+    }
+}
+
 impl Sink for CrmSink {
     fn timeout(&self) -> Duration {
-        TIMEOUT
+        self.timeout
     }
 
     fn rate_limit(&self) -> Option<RateLimit> {

@@ -15,7 +15,7 @@ use lettre::{Address, Message};
 use nphooks_core::ConfigError;
 use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
-use nphooks_processor::{Delivered, Sink, SinkError};
+use nphooks_processor::{Delivered, FromSetup, Sink, SinkError, SinkSetup};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -26,6 +26,8 @@ pub const EMAIL_TRANSPORT_VAR: &str = "EMAIL_TRANSPORT";
 pub const EMAIL_FROM_VAR: &str = "EMAIL_FROM";
 pub const EMAIL_REPLY_TO_VAR: &str = "EMAIL_REPLY_TO";
 pub const EMAIL_BUSINESS_NAME_VAR: &str = "EMAIL_BUSINESS_NAME";
+/// The longest one email may take unless `NPHOOKS_SINK_TIMEOUT_SECONDS` says otherwise.
+pub const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Everything that can go wrong in the email crate.
 #[derive(Debug, thiserror::Error)]
@@ -128,16 +130,37 @@ pub struct EmailSink<M = AnyMailer> {
     templates: Templates,
     mailer: M,
     skipped: AtomicU64,
+    timeout: Duration,
 }
 
 impl EmailSink<AnyMailer> {
     /// Builds the configured transport (SMTP connection settings, or the SES client).
     pub fn connect(config: EmailConfig, aws: &aws_config::SdkConfig) -> Result<Self> {
+        Self::connect_within(config, aws, TIMEOUT)
+    }
+
+    /// [`EmailSink::connect`], with every email, and the SMTP connection or SES call in
+    /// it, bounded by `timeout`.
+    pub fn connect_within(
+        config: EmailConfig,
+        aws: &aws_config::SdkConfig,
+        timeout: Duration,
+    ) -> Result<Self> {
         let mailer = match &config.transport {
-            Transport::Smtp(smtp) => AnyMailer::Smtp(SmtpMailer::new(smtp)?),
-            Transport::Ses => AnyMailer::Ses(SesMailer::new(aws_sdk_sesv2::Client::new(aws))),
+            Transport::Smtp(smtp) => AnyMailer::Smtp(SmtpMailer::within(smtp, timeout)?),
+            Transport::Ses => AnyMailer::Ses(SesMailer::within(aws, timeout)),
         };
-        Ok(Self::new(config, mailer))
+        Ok(Self::new(config, mailer).with_timeout(timeout))
+    }
+}
+
+impl FromSetup for EmailSink<AnyMailer> {
+    const DEFAULT_TIMEOUT: Duration = TIMEOUT;
+    type Error = Error;
+
+    fn from_setup(setup: &SinkSetup<'_>) -> Result<Self> {
+        let config = EmailConfig::from_settings(setup.settings, setup.allow_http)?;
+        Self::connect_within(config, setup.aws, setup.timeout)
     }
 }
 
@@ -148,7 +171,13 @@ impl<M: Mailer> EmailSink<M> {
             templates: Templates::new(),
             mailer,
             skipped: AtomicU64::new(0),
+            timeout: TIMEOUT,
         }
+    }
+
+    /// The longest one email may take (the mailer's own timeouts are the caller's).
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        EmailSink { timeout, ..self }
     }
 
     /// Deliveries completed without an email (no or invalid address).
@@ -239,7 +268,7 @@ impl<M: Mailer> EmailSink<M> {
 
 impl<M: Mailer> Sink for EmailSink<M> {
     fn timeout(&self) -> Duration {
-        Duration::from_secs(15)
+        self.timeout
     }
 
     async fn deliver(&self, envelope: &Envelope) -> Result<Delivered, SinkError> {

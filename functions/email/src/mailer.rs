@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use aws_sdk_sesv2::config::timeout::TimeoutConfig;
 use aws_sdk_sesv2::primitives::Blob;
 use aws_sdk_sesv2::types::{EmailContent, RawMessage};
 use lettre::transport::smtp::authentication::Credentials;
@@ -11,7 +12,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use nphooks_core::config::Settings;
 use nphooks_core::secret::Secret;
-use nphooks_processor::{FailureReason, SinkError};
+use nphooks_processor::{FailureReason, SinkError, SmtpCode};
 
 use crate::{Error, Result, config_error};
 
@@ -21,7 +22,11 @@ pub const SMTP_USERNAME_VAR: &str = "SMTP_USERNAME";
 pub const SMTP_PASSWORD_VAR: &str = "SMTP_PASSWORD";
 pub const SMTP_TLS_VAR: &str = "SMTP_TLS";
 
-const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest connecting to the SMTP server may take, unless the email's own timeout is
+/// shorter. lettre's async transport times out the connection only: the SMTP dialogue is
+/// bounded by the email's timeout ([`nphooks_processor::Sink::timeout`]), which the
+/// processor runtime enforces.
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends one email.
 pub trait Mailer: Send + Sync {
@@ -120,6 +125,11 @@ pub struct SmtpMailer {
 
 impl SmtpMailer {
     pub fn new(settings: &SmtpSettings) -> Result<Self> {
+        Self::within(settings, SMTP_TIMEOUT)
+    }
+
+    /// Connecting takes at most `timeout`, or [`SMTP_TIMEOUT`] if that is shorter.
+    pub fn within(settings: &SmtpSettings, timeout: Duration) -> Result<Self> {
         let tls_parameters = || {
             TlsParameters::new(settings.host.clone())
                 .map_err(|e| config_error(SMTP_HOST_VAR, format!("cannot be used for TLS: {e}")))
@@ -132,7 +142,7 @@ impl SmtpMailer {
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
             .port(settings.port)
             .tls(tls)
-            .timeout(Some(SMTP_TIMEOUT));
+            .timeout(Some(SMTP_TIMEOUT.min(timeout)));
         if let Some((user, password)) = &settings.credentials {
             builder =
                 builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
@@ -162,10 +172,14 @@ impl Mailer for SmtpMailer {
     }
 }
 
-/// The SMTP reply code (e.g. 550) as the failure's status; never the reply's text.
+/// The SMTP reply code (e.g. 550) on the failure; never the reply's text.
 fn with_code(failure: SinkError, error: &lettre::transport::smtp::Error) -> SinkError {
-    match error.status().and_then(|c| c.to_string().parse().ok()) {
-        Some(code) => failure.with_status(code),
+    match error
+        .status()
+        .and_then(|c| c.to_string().parse().ok())
+        .and_then(SmtpCode::new)
+    {
+        Some(code) => failure.with_smtp_code(code),
         None => failure,
     }
 }
@@ -179,6 +193,23 @@ pub struct SesMailer {
 impl SesMailer {
     pub fn new(client: aws_sdk_sesv2::Client) -> Self {
         SesMailer { client }
+    }
+
+    /// A client on the shared AWS config whose timeouts (connect, attempt, operation)
+    /// are each cut to `timeout` when longer.
+    pub fn within(aws: &aws_config::SdkConfig, timeout: Duration) -> Self {
+        let shared = aws.timeout_config();
+        let cap = |d: Option<Duration>| Some(d.map_or(timeout, |d| d.min(timeout)));
+        let mut timeouts = TimeoutConfig::builder();
+        timeouts
+            .set_connect_timeout(cap(shared.and_then(|t| t.connect_timeout())))
+            .set_operation_attempt_timeout(cap(shared.and_then(|t| t.operation_attempt_timeout())))
+            .set_operation_timeout(cap(shared.and_then(|t| t.operation_timeout())))
+            .set_read_timeout(shared.and_then(|t| t.read_timeout()));
+        let config = aws_sdk_sesv2::config::Builder::from(aws)
+            .timeout_config(timeouts.build())
+            .build();
+        Self::new(aws_sdk_sesv2::Client::from_conf(config))
     }
 }
 
@@ -198,7 +229,9 @@ impl Mailer for SesMailer {
             Ok(_) => Ok(()),
             Err(error) => {
                 // SES messages can name the recipient: only the class and status travel.
-                let status = error.raw_response().map(|r| r.status().as_u16());
+                let status = error.raw_response().and_then(|r| {
+                    nphooks_processor::StatusCode::from_u16(r.status().as_u16()).ok()
+                });
                 let failure = match error.as_service_error() {
                     Some(e)
                         if e.is_too_many_requests_exception()
@@ -206,7 +239,7 @@ impl Mailer for SesMailer {
                     {
                         SinkError::transient(FailureReason::RateLimited)
                     }
-                    Some(_) if status.is_some_and(|s| s >= 500) => {
+                    Some(_) if status.is_some_and(|s| s.is_server_error()) => {
                         SinkError::transient(FailureReason::ServerError)
                     }
                     Some(_) => SinkError::permanent(FailureReason::MailRejected),
@@ -248,5 +281,47 @@ impl From<Error> for SinkError {
             }
             Error::Build(_) => SinkError::permanent(FailureReason::UnusableData),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sesv2::config::{BehaviorVersion, Region};
+
+    use super::*;
+
+    #[test]
+    fn given_a_short_timeout_then_the_ses_client_cuts_each_shared_timeout_to_it() {
+        // GIVEN the processors' shared AWS timeouts (1 s, 2 s, 5 s)
+        let shared = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .operation_attempt_timeout(Duration::from_secs(2))
+            .operation_timeout(Duration::from_secs(5))
+            .build();
+        let aws = aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .timeout_config(shared)
+            .build();
+        let of = |mailer: SesMailer| {
+            let config = mailer.client.config().timeout_config().cloned();
+            let t = config.expect("timeouts");
+            (
+                t.connect_timeout(),
+                t.operation_attempt_timeout(),
+                t.operation_timeout(),
+            )
+        };
+        let s = |n| Some(Duration::from_secs(n));
+        // WHEN the SES mailer is built within 3 s, and within the default 15 s
+        // THEN only what exceeds the sink's timeout is cut
+        assert_eq!(
+            of(SesMailer::within(&aws, Duration::from_secs(3))),
+            (s(1), s(2), s(3))
+        );
+        assert_eq!(
+            of(SesMailer::within(&aws, crate::TIMEOUT)),
+            (s(1), s(2), s(5))
+        );
     }
 }

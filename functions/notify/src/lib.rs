@@ -14,13 +14,15 @@ use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::secret::Secret;
 use nphooks_processor::http::{self, OutboundUrl};
-use nphooks_processor::{Delivered, FailureReason, Sink, SinkError};
+use nphooks_processor::{Delivered, FailureReason, FromSetup, Sink, SinkError, SinkSetup};
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 pub const NOTIFY_URL_VAR: &str = "NOTIFY_URL";
 pub const NOTIFY_SIGNING_SECRET_VAR: &str = "NOTIFY_SIGNING_SECRET";
+/// The longest one notification may take unless `NPHOOKS_SINK_TIMEOUT_SECONDS` says otherwise.
+pub const TIMEOUT: Duration = Duration::from_secs(8);
 
 pub const HEADER_WEBHOOK_ID: &str = "webhook-id";
 pub const HEADER_WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
@@ -79,11 +81,22 @@ pub struct NotifySink {
     url: OutboundUrl,
     key: SigningKey,
     client: reqwest::Client,
+    timeout: Duration,
 }
 
 impl NotifySink {
     pub fn new(url: OutboundUrl, key: SigningKey, client: reqwest::Client) -> Self {
-        NotifySink { url, key, client }
+        NotifySink {
+            url,
+            key,
+            client,
+            timeout: TIMEOUT,
+        }
+    }
+
+    /// The longest one notification may take (the client's own timeouts are the caller's).
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        NotifySink { timeout, ..self }
     }
 
     /// Reads `NOTIFY_URL` (https, unless `allow_http`) and `NOTIFY_SIGNING_SECRET`
@@ -105,9 +118,19 @@ impl NotifySink {
     }
 }
 
+impl FromSetup for NotifySink {
+    const DEFAULT_TIMEOUT: Duration = TIMEOUT;
+    type Error = nphooks_processor::Error;
+
+    fn from_setup(setup: &SinkSetup<'_>) -> nphooks_processor::Result<Self> {
+        let sink = Self::from_settings(setup.settings, setup.allow_http, setup.http_client()?)?;
+        Ok(sink.with_timeout(setup.timeout))
+    }
+}
+
 impl Sink for NotifySink {
     fn timeout(&self) -> Duration {
-        Duration::from_secs(8)
+        self.timeout
     }
 
     /// 2xx → sent; 408, 429 (with `Retry-After`), 5xx and network errors → retried;
@@ -130,7 +153,7 @@ impl Sink for NotifySink {
         // Only the status and the (hashed) id: nothing the caller said.
         Ok(Delivered::Sent(format!(
             "notified the sales team ({}, {id})",
-            reply.status
+            reply.status.as_u16()
         )))
     }
 }

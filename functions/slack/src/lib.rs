@@ -13,24 +13,36 @@ use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::rate_limit::RateLimit;
 use nphooks_processor::http::{self, OutboundUrl};
-use nphooks_processor::{Delivered, Sink, SinkError};
+use nphooks_processor::{Delivered, FromSetup, Sink, SinkError, SinkSetup};
 
 pub use blocks::limits;
 pub use message::slack_message;
 pub use text::{ELLIPSIS, Mrkdwn, plain_text};
 
 pub const SLACK_WEBHOOK_URL_VAR: &str = "SLACK_WEBHOOK_URL";
+/// The longest one post may take unless `NPHOOKS_SINK_TIMEOUT_SECONDS` says otherwise.
+pub const TIMEOUT: Duration = Duration::from_secs(8);
 
 /// The Slack sink.
 #[derive(Debug)]
 pub struct SlackSink {
     webhook: OutboundUrl,
     client: reqwest::Client,
+    timeout: Duration,
 }
 
 impl SlackSink {
     pub fn new(webhook: OutboundUrl, client: reqwest::Client) -> Self {
-        SlackSink { webhook, client }
+        SlackSink {
+            webhook,
+            client,
+            timeout: TIMEOUT,
+        }
+    }
+
+    /// The longest one post may take (the client's own timeouts are the caller's).
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        SlackSink { timeout, ..self }
     }
 
     pub fn from_settings(
@@ -49,9 +61,19 @@ impl SlackSink {
 /// Slack's incoming webhooks take about one message per second per channel.
 pub const SLACK_RATE_LIMIT: RateLimit = RateLimit::new(1, Duration::from_secs(1));
 
+impl FromSetup for SlackSink {
+    const DEFAULT_TIMEOUT: Duration = TIMEOUT;
+    type Error = nphooks_processor::Error;
+
+    fn from_setup(setup: &SinkSetup<'_>) -> nphooks_processor::Result<Self> {
+        let sink = Self::from_settings(setup.settings, setup.allow_http, setup.http_client()?)?;
+        Ok(sink.with_timeout(setup.timeout))
+    }
+}
+
 impl Sink for SlackSink {
     fn timeout(&self) -> Duration {
-        Duration::from_secs(8)
+        self.timeout
     }
 
     fn rate_limit(&self) -> Option<RateLimit> {
@@ -67,7 +89,7 @@ impl Sink for SlackSink {
         let reply = http::send(request).await?;
         Ok(Delivered::Sent(format!(
             "posted to Slack ({})",
-            reply.status
+            reply.status.as_u16()
         )))
     }
 }

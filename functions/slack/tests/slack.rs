@@ -77,7 +77,7 @@ async fn given_slack_answers_then_each_is_classified_as_slack_documents_it() {
             Err(e) if e.retryable => "transient".to_owned(),
             Err(e) => {
                 let reason = e.to_string();
-                assert_eq!(e.status, Some(status), "{reason}");
+                assert_eq!(e.status.map(|s| s.as_u16()), Some(status), "{reason}");
                 assert!(
                     !reason.contains("XXXXSECRET"),
                     "the webhook URL is a secret: {reason}"
