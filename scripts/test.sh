@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 source scripts/lib/stand-ins.sh   # VENV, PY_PACKAGES, stand_ins_* (also used by scripts/test-runner.sh)
 
-log() { printf '\n== %s\n' "$*"; }
+log() { printf '\n== [+%ss] %s\n' "$SECONDS" "$*"; }
 
 if [ "${NPHOOKS_SKIP_SAM_BUILD:-0}" != 1 ]; then
   # The SAM tools (and the arm64 target) download while the tests build: mostly network time.
@@ -83,3 +83,4 @@ else
   cat "$SAM_BUILD_LOG"
   [ "$sam_status" = 0 ] || { echo "scripts/sam-build.sh failed (exit $sam_status)" >&2; exit "$sam_status"; }
 fi
+log "all checks passed"
