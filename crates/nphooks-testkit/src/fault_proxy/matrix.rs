@@ -1,0 +1,134 @@
+//! The fault matrix as markdown: rows are port calls, columns fault classes, cells the
+//! outcome a test observed. A test renders its section of `docs/fault-matrix.md` from
+//! what it saw and compares it with the file ([`check_section`]); `NPHOOKS_BLESS=1`
+//! rewrites the section instead.
+
+use std::path::Path;
+
+/// One section of the matrix, filled cell by cell.
+#[derive(Debug, Default)]
+pub struct Matrix {
+    columns: Vec<String>,
+    rows: Vec<(String, Vec<Option<String>>)>,
+}
+
+impl Matrix {
+    /// A matrix with these fault classes as columns, in order.
+    pub fn new(columns: &[&str]) -> Self {
+        Matrix {
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Records the outcome of `row` (a port call) under `column` (a fault class).
+    ///
+    /// # Panics
+    /// When `column` is not one of the matrix's columns (a typo in a test).
+    pub fn set(&mut self, row: &str, column: &str, outcome: impl Into<String>) {
+        let index = self
+            .columns
+            .iter()
+            .position(|c| c == column)
+            .unwrap_or_else(|| panic!("{column:?} is not a column of the fault matrix"));
+        let width = self.columns.len();
+        let cells = match self.rows.iter().position(|(name, _)| name == row) {
+            Some(at) => &mut self.rows[at].1,
+            None => {
+                self.rows.push((row.to_owned(), vec![None; width]));
+                &mut self.rows.last_mut().expect("just pushed").1
+            }
+        };
+        cells[index] = Some(outcome.into());
+    }
+
+    /// The markdown table; a cell no test filled is `—`.
+    pub fn markdown(&self) -> String {
+        let mut out = format!("| port call | {} |\n", self.columns.join(" | "));
+        out.push_str(&format!("|---|{}\n", "---|".repeat(self.columns.len())));
+        for (row, cells) in &self.rows {
+            let cells: Vec<&str> = cells.iter().map(|c| c.as_deref().unwrap_or("—")).collect();
+            out.push_str(&format!("| {row} | {} |\n", cells.join(" | ")));
+        }
+        out
+    }
+}
+
+/// Compares `body` with the part of the file at `path` between `<!-- section -->` and
+/// `<!-- /section -->`. With `NPHOOKS_BLESS=1` the part is rewritten instead.
+///
+/// # Errors
+/// A line diff when they disagree, or what is wrong with the file.
+pub fn check_section(path: &Path, section: &str, body: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (open, close) = (
+        format!("<!-- {section} -->\n"),
+        format!("<!-- /{section} -->"),
+    );
+    let start = text
+        .find(&open)
+        .map(|at| at + open.len())
+        .ok_or_else(|| format!("{} has no {open:?} marker", path.display()))?;
+    let end = text[start..]
+        .find(&close)
+        .map(|at| start + at)
+        .ok_or_else(|| format!("{} has no {close:?} marker", path.display()))?;
+    let current = &text[start..end];
+    if current == body {
+        return Ok(());
+    }
+    if std::env::var("NPHOOKS_BLESS").is_ok_and(|v| v == "1") {
+        let updated = format!("{}{body}{}", &text[..start], &text[end..]);
+        return std::fs::write(path, updated)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()));
+    }
+    Err(format!(
+        "{} section {section} is not what the tests observed (NPHOOKS_BLESS=1 rewrites it):\n{}",
+        path.display(),
+        diff(current, body)
+    ))
+}
+
+/// The lines only in `old` (`-`) and only in `new` (`+`), in order.
+fn diff(old: &str, new: &str) -> String {
+    let old_lines: Vec<&str> = old.lines().collect();
+    let new_lines: Vec<&str> = new.lines().collect();
+    let mut out = String::new();
+    for line in &old_lines {
+        if !new_lines.contains(line) {
+            out.push_str(&format!("- {line}\n"));
+        }
+    }
+    for line in &new_lines {
+        if !old_lines.contains(line) {
+            out.push_str(&format!("+ {line}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_two_cells_then_the_table_has_a_dash_where_none_was_set() {
+        // GIVEN a matrix with two columns and two cells set in different rows
+        let mut matrix = Matrix::new(&["throttled", "5xx"]);
+        matrix.set("PutItem", "5xx", "200");
+        matrix.set("SendMessage", "throttled", "503");
+
+        // THEN the table keeps the rows' order and marks the empty cells
+        assert_eq!(
+            matrix.markdown(),
+            "| port call | throttled | 5xx |\n|---|---|---|\n| PutItem | — | 200 |\n| SendMessage | 503 | — |\n"
+        );
+    }
+
+    #[test]
+    fn given_a_changed_cell_then_the_diff_names_both_lines() {
+        let d = diff("| a | 1 |\n| b | 2 |\n", "| a | 1 |\n| b | 3 |\n");
+        assert_eq!(d, "- | b | 2 |\n+ | b | 3 |\n");
+    }
+}

@@ -1,0 +1,225 @@
+//! The receiver's row of the fault matrix (issue 12): `receiver::handle` on the real
+//! adapters (`DynamoLedger`, `SqsQueue`) and the Secrets Manager read, with the SDK
+//! pointed at a fault proxy in front of moto and the receiver's own timeouts and the
+//! SDK's standard retries (3 attempts). Each cell is one request; what it observed is
+//! rendered into `docs/fault-matrix.md` (section `receiver`) and compared with the file.
+
+mod common;
+
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use common::{settings, signed, status_and_json};
+use futures::future::join_all;
+use nphooks_core::aws::Timeouts;
+use nphooks_core::clock::Clock;
+use nphooks_core::config::{ReceiverConfig, Settings};
+use nphooks_core::ledger::DynamoLedger;
+use nphooks_core::queue::SqsQueue;
+use nphooks_testkit::fault_proxy::matrix::{Matrix, check_section};
+use nphooks_testkit::fault_proxy::{Fault, FaultProxy};
+use nphooks_testkit::{Moto, RECEIVER_FUNCTION, demo_request, text};
+use receiver::Deps;
+
+/// The receiver's SDK timeouts, as `functions/receiver/src/main.rs` sets them.
+const RECEIVER_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_millis(500),
+    attempt: Duration::from_millis(700),
+    operation: Duration::from_millis(1500),
+};
+
+/// The sender's first retry comes 5 minutes after a non-2xx answer.
+const SENDER_RETRY: Duration = Duration::from_secs(300);
+
+/// One cell: the port call, the fault class, the rules that make it.
+struct Cell {
+    row: &'static str,
+    column: &'static str,
+    rules: Vec<(&'static str, RangeInclusive<usize>, Fault)>,
+}
+
+const ALL: RangeInclusive<usize> = 1..=usize::MAX;
+
+fn cell(
+    row: &'static str,
+    column: &'static str,
+    op: &'static str,
+    calls: RangeInclusive<usize>,
+    fault: Fault,
+) -> Cell {
+    Cell {
+        row,
+        column,
+        rules: vec![(op, calls, fault)],
+    }
+}
+
+const BEGIN: &str = "ledger.begin (PutItem)";
+const COMPLETE: &str = "ledger.complete (UpdateItem)";
+const SEND: &str = "queue.send (SendMessage)";
+const ABANDON: &str = "ledger.abandon (DeleteItem, after a failed send)";
+const SECRET: &str = "secret read at cold start (GetSecretValue)";
+
+const COLUMNS: [&str; 8] = [
+    "throttled once",
+    "throttled on every attempt",
+    "500 on every attempt",
+    "503 on every attempt",
+    "ValidationException",
+    "connection reset on every attempt",
+    "stall past the timeout",
+    "lost answer once",
+];
+
+fn cells() -> Vec<Cell> {
+    use Fault::*;
+    let [once, throttled, e500, e503, invalid, reset, stall, lost] = COLUMNS;
+    let mut cells = vec![
+        cell(BEGIN, once, "PutItem", 1..=1, ProvisionedThroughput),
+        cell(BEGIN, throttled, "PutItem", ALL, ProvisionedThroughput),
+        cell(BEGIN, e500, "PutItem", ALL, InternalError),
+        cell(BEGIN, e503, "PutItem", ALL, Unavailable),
+        cell(BEGIN, invalid, "PutItem", ALL, Validation),
+        cell(BEGIN, reset, "PutItem", ALL, Reset),
+        cell(BEGIN, stall, "PutItem", ALL, Stall),
+        cell(BEGIN, lost, "PutItem", 1..=1, LostAnswer),
+        cell(COMPLETE, e500, "UpdateItem", ALL, InternalError),
+        cell(COMPLETE, lost, "UpdateItem", 1..=1, LostAnswer),
+        cell(SEND, once, "SendMessage", 1..=1, Throttling),
+        cell(SEND, throttled, "SendMessage", ALL, Throttling),
+        cell(SEND, e500, "SendMessage", ALL, InternalError),
+        cell(SEND, reset, "SendMessage", ALL, Reset),
+        cell(SEND, stall, "SendMessage", ALL, Stall),
+        cell(SEND, lost, "SendMessage", 1..=1, LostAnswer),
+    ];
+    let mut abandon = cell(ABANDON, e500, "SendMessage", ALL, InternalError);
+    abandon.rules.push(("DeleteItem", ALL, InternalError));
+    cells.push(abandon);
+    cells
+}
+
+/// What one request did: its answer, the queues, the delivery record.
+async fn observe(deps: &Deps<DynamoLedger, SqsQueue>, moto: &Moto, call_id: &str) -> String {
+    let body = demo_request(call_id, "Dana Whitfield");
+    let (status, answer) = status_and_json(receiver::handle(deps, signed(&body)).await);
+    let name = answer["status"]
+        .as_str()
+        .or(answer["error"].as_str())
+        .unwrap_or("?");
+    let dedup = match answer["deduplicated"].as_bool() {
+        Some(false) => " without dedup",
+        _ => "",
+    };
+    let mut counts: Vec<usize> = moto.counts().await.into_values().collect();
+    // THEN (invariant 2) a 2xx means the webhook is in every routed queue
+    if (200..300).contains(&status) && name == "accepted" {
+        assert!(
+            counts.iter().all(|n| *n >= 1),
+            "2xx but not durable: {counts:?} {answer}"
+        );
+    }
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    let queued = if counts.iter().all(|n| *n == 0) {
+        "nothing enqueued".to_owned()
+    } else {
+        let counts: Vec<String> = counts.iter().map(ToString::to_string).collect();
+        format!("enqueued {}", counts.join("+"))
+    };
+    let record = match moto.item(&format!("call.ended#{call_id}")).await {
+        Some(item) => format!("record {}", text(&item, "state")),
+        None => "no record".to_owned(),
+    };
+    format!("{status} {name}{dedup}, {queued}, {record}")
+}
+
+/// Runs one cell; a non-2xx answer is followed by the sender's retry 5 minutes later,
+/// the fault gone by then.
+async fn run(index: usize, cell: &Cell) -> String {
+    let moto = Moto::start(&format!("fm-r{index}")).await;
+    let proxy = FaultProxy::start().await;
+    for (op, calls, fault) in &cell.rules {
+        proxy.fail(op, calls.clone(), *fault);
+    }
+    let aws = proxy.aws_for(&moto, RECEIVER_FUNCTION, RECEIVER_TIMEOUTS);
+    let config = ReceiverConfig::from_settings(&settings(&moto.queue_urls, &moto.table))
+        .expect("valid config");
+    let clock = Clock::manual(SystemTime::now());
+    let ledger = DynamoLedger::connect(&aws, &moto.table);
+    let deps = Deps::new(config, ledger, SqsQueue::connect(&aws)).with_clock(clock.clone());
+    let call_id = format!("call_fm_{index}");
+    let mut outcome = observe(&deps, &moto, &call_id).await;
+    assert!(
+        !proxy.injected().is_empty(),
+        "{}/{}: no fault was injected",
+        cell.row,
+        cell.column
+    );
+    if !outcome.starts_with('2') {
+        proxy.clear();
+        clock.advance(SENDER_RETRY);
+        outcome = format!(
+            "{outcome}; retry: {}",
+            observe(&deps, &moto, &call_id).await
+        );
+    }
+    outcome
+}
+
+/// The cold-start secret read through the proxy: started, or refused naming the variable.
+async fn secret_cell(fault: Fault, calls: RangeInclusive<usize>) -> String {
+    let moto = Moto::start("fm-secret").await;
+    let value = r#"{"NEXTPHONE_API_KEY":"np_live_fault_matrix_only"}"#;
+    let arn = aws_sdk_secretsmanager::Client::new(&moto.aws)
+        .create_secret()
+        .name(format!("fm-{}", moto.table))
+        .secret_string(value)
+        .send()
+        .await
+        .expect("create secret in moto")
+        .arn
+        .expect("arn");
+    let proxy = FaultProxy::start().await;
+    proxy.fail("GetSecretValue", calls, fault);
+    let aws = proxy.aws_for(&moto, RECEIVER_FUNCTION, RECEIVER_TIMEOUTS);
+    let settings = Settings::from_pairs([("APP_SECRET_ARN".to_owned(), arn)]);
+    match nphooks_core::aws::with_app_secret(settings, &aws).await {
+        Ok(read) => {
+            assert_eq!(
+                read.optional("NEXTPHONE_API_KEY"),
+                Some("np_live_fault_matrix_only")
+            );
+            "starts".to_owned()
+        }
+        Err(error) => {
+            let message = error.to_string();
+            assert!(message.contains("APP_SECRET_ARN"), "{message}");
+            assert!(!message.contains("np_live_fault_matrix_only"), "{message}");
+            "start-up refused naming APP_SECRET_ARN (Lambda retries the cold start)".to_owned()
+        }
+    }
+}
+
+#[tokio::test]
+async fn receiver_fault_matrix_matches_docs() {
+    // GIVEN each port call of the receiver failing in each way AWS fails
+    let mut matrix = Matrix::new(&COLUMNS);
+    // WHEN one webhook is received per cell, every cell at once (each has its own table,
+    // queues and proxy)
+    let cells = cells();
+    let outcomes = join_all(cells.iter().enumerate().map(|(i, cell)| run(i, cell))).await;
+    for (cell, outcome) in cells.iter().zip(outcomes) {
+        matrix.set(cell.row, cell.column, outcome);
+    }
+    let (started, refused) = tokio::join!(
+        secret_cell(Fault::Throttling, 1..=1),
+        secret_cell(Fault::InternalError, ALL)
+    );
+    matrix.set(SECRET, COLUMNS[0], started);
+    matrix.set(SECRET, COLUMNS[2], refused);
+    // THEN what each did is what docs/fault-matrix.md says
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/fault-matrix.md");
+    if let Err(diff) = check_section(&doc, "receiver", &matrix.markdown()) {
+        panic!("{diff}");
+    }
+}
