@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::ops::RangeInclusive;
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use common::{settings, signed, status_and_json};
@@ -17,7 +15,7 @@ use nphooks_core::clock::Clock;
 use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::ledger::DynamoLedger;
 use nphooks_core::queue::SqsQueue;
-use nphooks_testkit::fault_proxy::matrix::{Matrix, check_section};
+use nphooks_testkit::fault_proxy::matrix::{Case, EVERY, check_docs};
 use nphooks_testkit::fault_proxy::{Fault, FaultProxy};
 use nphooks_testkit::{Moto, RECEIVER_FUNCTION, demo_request, text};
 use receiver::Deps;
@@ -31,29 +29,6 @@ const RECEIVER_TIMEOUTS: Timeouts = Timeouts {
 
 /// The sender's first retry comes 5 minutes after a non-2xx answer.
 const SENDER_RETRY: Duration = Duration::from_secs(300);
-
-/// One cell: the port call, the fault class, the rules that make it.
-struct Cell {
-    row: &'static str,
-    column: &'static str,
-    rules: Vec<(&'static str, RangeInclusive<usize>, Fault)>,
-}
-
-const ALL: RangeInclusive<usize> = 1..=usize::MAX;
-
-fn cell(
-    row: &'static str,
-    column: &'static str,
-    op: &'static str,
-    calls: RangeInclusive<usize>,
-    fault: Fault,
-) -> Cell {
-    Cell {
-        row,
-        column,
-        rules: vec![(op, calls, fault)],
-    }
-}
 
 const BEGIN: &str = "ledger.begin (PutItem)";
 const COMPLETE: &str = "ledger.complete (UpdateItem)";
@@ -72,31 +47,33 @@ const COLUMNS: [&str; 8] = [
     "lost answer once",
 ];
 
-fn cells() -> Vec<Cell> {
+fn cases() -> Vec<Case> {
     use Fault::*;
+    let cell = Case::new;
     let [once, throttled, e500, e503, invalid, reset, stall, lost] = COLUMNS;
-    let mut cells = vec![
+    vec![
         cell(BEGIN, once, "PutItem", 1..=1, ProvisionedThroughput),
-        cell(BEGIN, throttled, "PutItem", ALL, ProvisionedThroughput),
-        cell(BEGIN, e500, "PutItem", ALL, InternalError),
-        cell(BEGIN, e503, "PutItem", ALL, Unavailable),
-        cell(BEGIN, invalid, "PutItem", ALL, Validation),
-        cell(BEGIN, reset, "PutItem", ALL, Reset),
-        cell(BEGIN, stall, "PutItem", ALL, Stall),
+        cell(BEGIN, throttled, "PutItem", EVERY, ProvisionedThroughput),
+        cell(BEGIN, e500, "PutItem", EVERY, InternalError),
+        cell(BEGIN, e503, "PutItem", EVERY, Unavailable),
+        cell(BEGIN, invalid, "PutItem", EVERY, Validation),
+        cell(BEGIN, reset, "PutItem", EVERY, Reset),
+        cell(BEGIN, stall, "PutItem", EVERY, Stall),
         cell(BEGIN, lost, "PutItem", 1..=1, LostAnswer),
-        cell(COMPLETE, e500, "UpdateItem", ALL, InternalError),
+        cell(COMPLETE, e500, "UpdateItem", EVERY, InternalError),
         cell(COMPLETE, lost, "UpdateItem", 1..=1, LostAnswer),
         cell(SEND, once, "SendMessage", 1..=1, Throttling),
-        cell(SEND, throttled, "SendMessage", ALL, Throttling),
-        cell(SEND, e500, "SendMessage", ALL, InternalError),
-        cell(SEND, reset, "SendMessage", ALL, Reset),
-        cell(SEND, stall, "SendMessage", ALL, Stall),
+        cell(SEND, throttled, "SendMessage", EVERY, Throttling),
+        cell(SEND, e500, "SendMessage", EVERY, InternalError),
+        cell(SEND, reset, "SendMessage", EVERY, Reset),
+        cell(SEND, stall, "SendMessage", EVERY, Stall),
         cell(SEND, lost, "SendMessage", 1..=1, LostAnswer),
-    ];
-    let mut abandon = cell(ABANDON, e500, "SendMessage", ALL, InternalError);
-    abandon.rules.push(("DeleteItem", ALL, InternalError));
-    cells.push(abandon);
-    cells
+        cell(ABANDON, e500, "SendMessage", EVERY, InternalError).and(
+            "DeleteItem",
+            EVERY,
+            InternalError,
+        ),
+    ]
 }
 
 /// What one request did: its answer, the queues, the delivery record.
@@ -135,12 +112,10 @@ async fn observe(deps: &Deps<DynamoLedger, SqsQueue>, moto: &Moto, call_id: &str
 
 /// Runs one cell; a non-2xx answer is followed by the sender's retry 5 minutes later,
 /// the fault gone by then.
-async fn run(index: usize, cell: &Cell) -> String {
+async fn run(index: usize, case: &Case) -> String {
     let moto = Moto::start(&format!("fm-r{index}")).await;
     let proxy = FaultProxy::start().await;
-    for (op, calls, fault) in &cell.rules {
-        proxy.fail(op, calls.clone(), *fault);
-    }
+    case.arm(&proxy);
     let aws = proxy.aws_for(&moto, RECEIVER_FUNCTION, RECEIVER_TIMEOUTS);
     let config = ReceiverConfig::from_settings(&settings(&moto.queue_urls, &moto.table))
         .expect("valid config");
@@ -149,12 +124,7 @@ async fn run(index: usize, cell: &Cell) -> String {
     let deps = Deps::new(config, ledger, SqsQueue::connect(&aws)).with_clock(clock.clone());
     let call_id = format!("call_fm_{index}");
     let mut outcome = observe(&deps, &moto, &call_id).await;
-    assert!(
-        !proxy.injected().is_empty(),
-        "{}/{}: no fault was injected",
-        cell.row,
-        cell.column
-    );
+    case.assert_injected(&proxy);
     if !outcome.starts_with('2') {
         proxy.clear();
         clock.advance(SENDER_RETRY);
@@ -167,7 +137,7 @@ async fn run(index: usize, cell: &Cell) -> String {
 }
 
 /// The cold-start secret read through the proxy: started, or refused naming the variable.
-async fn secret_cell(fault: Fault, calls: RangeInclusive<usize>) -> String {
+async fn secret_cell(case: &Case) -> String {
     let moto = Moto::start("fm-secret").await;
     let value = r#"{"NEXTPHONE_API_KEY":"np_live_fault_matrix_only"}"#;
     let arn = aws_sdk_secretsmanager::Client::new(&moto.aws)
@@ -180,7 +150,7 @@ async fn secret_cell(fault: Fault, calls: RangeInclusive<usize>) -> String {
         .arn
         .expect("arn");
     let proxy = FaultProxy::start().await;
-    proxy.fail("GetSecretValue", calls, fault);
+    case.arm(&proxy);
     let aws = proxy.aws_for(&moto, RECEIVER_FUNCTION, RECEIVER_TIMEOUTS);
     let settings = Settings::from_pairs([("APP_SECRET_ARN".to_owned(), arn)]);
     match nphooks_core::aws::with_app_secret(settings, &aws).await {
@@ -203,23 +173,27 @@ async fn secret_cell(fault: Fault, calls: RangeInclusive<usize>) -> String {
 #[tokio::test]
 async fn receiver_fault_matrix_matches_docs() {
     // GIVEN each port call of the receiver failing in each way AWS fails
-    let mut matrix = Matrix::new(&COLUMNS);
+    let cases = cases();
     // WHEN one webhook is received per cell, every cell at once (each has its own table,
-    // queues and proxy)
-    let cells = cells();
-    let outcomes = join_all(cells.iter().enumerate().map(|(i, cell)| run(i, cell))).await;
-    for (cell, outcome) in cells.iter().zip(outcomes) {
-        matrix.set(cell.row, cell.column, outcome);
-    }
-    let (started, refused) = tokio::join!(
-        secret_cell(Fault::Throttling, 1..=1),
-        secret_cell(Fault::InternalError, ALL)
+    // queues and proxy), and the secret read at cold start fails
+    let outcomes = join_all(cases.iter().enumerate().map(|(i, case)| run(i, case))).await;
+    let throttled = Case::new(
+        SECRET,
+        COLUMNS[0],
+        "GetSecretValue",
+        1..=1,
+        Fault::Throttling,
     );
-    matrix.set(SECRET, COLUMNS[0], started);
-    matrix.set(SECRET, COLUMNS[2], refused);
+    let down = Case::new(
+        SECRET,
+        COLUMNS[2],
+        "GetSecretValue",
+        EVERY,
+        Fault::InternalError,
+    );
+    let (started, refused) = tokio::join!(secret_cell(&throttled), secret_cell(&down));
     // THEN what each did is what docs/fault-matrix.md says
-    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/fault-matrix.md");
-    if let Err(diff) = check_section(&doc, "receiver", &matrix.markdown()) {
-        panic!("{diff}");
-    }
+    let mut observed: Vec<(&Case, String)> = cases.iter().zip(outcomes).collect();
+    observed.extend([(&throttled, started), (&down, refused)]);
+    check_docs("receiver", &COLUMNS, &observed);
 }

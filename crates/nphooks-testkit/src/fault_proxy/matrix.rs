@@ -3,7 +3,83 @@
 //! what it saw and compares it with the file ([`check_section`]); `NPHOOKS_BLESS=1`
 //! rewrites the section instead.
 
+use std::ops::RangeInclusive;
 use std::path::Path;
+
+use super::{Fault, FaultProxy};
+
+/// Every call of an operation (a rule's `calls`).
+pub const EVERY: RangeInclusive<usize> = 1..=usize::MAX;
+
+/// One cell of the matrix: a port call (row), a fault class (column), and the proxy
+/// rules that make it.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub row: &'static str,
+    pub column: &'static str,
+    pub rules: Vec<(&'static str, RangeInclusive<usize>, Fault)>,
+}
+
+impl Case {
+    /// Calls `calls` of `operation` get `fault`.
+    pub fn new(
+        row: &'static str,
+        column: &'static str,
+        operation: &'static str,
+        calls: RangeInclusive<usize>,
+        fault: Fault,
+    ) -> Self {
+        Case {
+            row,
+            column,
+            rules: vec![(operation, calls, fault)],
+        }
+    }
+
+    /// Also calls `calls` of `operation` get `fault`.
+    pub fn and(
+        mut self,
+        operation: &'static str,
+        calls: RangeInclusive<usize>,
+        fault: Fault,
+    ) -> Self {
+        self.rules.push((operation, calls, fault));
+        self
+    }
+
+    /// Installs the case's rules on `proxy`.
+    pub fn arm(&self, proxy: &FaultProxy) {
+        for (operation, calls, fault) in &self.rules {
+            proxy.fail(operation, calls.clone(), *fault);
+        }
+    }
+
+    /// Panics unless `proxy` injected something (a case that tests nothing).
+    pub fn assert_injected(&self, proxy: &FaultProxy) {
+        assert!(
+            !proxy.injected().is_empty(),
+            "{} / {}: no fault was injected",
+            self.row,
+            self.column
+        );
+    }
+}
+
+/// Renders `outcomes` of `cases` under `columns` and checks them against `section` of
+/// the repository's `docs/fault-matrix.md` ([`check_section`]).
+///
+/// # Panics
+/// With the diff, when the file says otherwise (and `NPHOOKS_BLESS` is not `1`).
+pub fn check_docs(section: &str, columns: &[&str], cases: &[(&Case, String)]) {
+    let mut matrix = Matrix::new(columns);
+    for (case, outcome) in cases {
+        matrix.set(case.row, case.column, outcome.clone());
+    }
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/fault-matrix.md");
+    if let Err(diff) = check_section(&doc, section, &matrix.markdown()) {
+        panic!("{diff}");
+    }
+}
 
 /// One section of the matrix, filled cell by cell.
 #[derive(Debug, Default)]
