@@ -14,6 +14,7 @@
 //! as endpoint and the function's own timeouts; retries stay the SDK's standard ones.
 
 pub mod matrix;
+mod schedule;
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
@@ -29,6 +30,7 @@ use nphooks_core::aws::Timeouts;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::Moto;
+use schedule::Schedule;
 
 /// How long a stalled call is held before its connection is closed: longer than any
 /// SDK timeout in this repository.
@@ -105,35 +107,6 @@ struct Rule {
     operation: String,
     calls: RangeInclusive<usize>,
     fault: Fault,
-}
-
-/// Faults at random: each call not matched by a rule fails with probability `rate`.
-#[derive(Debug)]
-struct Schedule {
-    state: u64,
-    rate: f64,
-    faults: Vec<Fault>,
-}
-
-impl Schedule {
-    /// splitmix64: the same seed gives the same sequence.
-    fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn pick(&mut self) -> Option<Fault> {
-        #[allow(clippy::cast_precision_loss)]
-        let roll = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        if self.faults.is_empty() || roll >= self.rate {
-            return None;
-        }
-        let index = usize::try_from(self.next() % self.faults.len() as u64).unwrap_or(0);
-        Some(self.faults[index])
-    }
 }
 
 #[derive(Debug, Default)]
@@ -231,11 +204,7 @@ impl FaultProxy {
     /// Calls no rule matches fail with probability `rate`, with a fault drawn from
     /// `faults`, reproducibly from `seed`.
     pub fn seeded(&self, seed: u64, rate: f64, faults: &[Fault]) -> &Self {
-        lock(&self.state).schedule = Some(Schedule {
-            state: seed,
-            rate,
-            faults: faults.to_vec(),
-        });
+        lock(&self.state).schedule = Some(Schedule::new(seed, rate, faults));
         self
     }
 
