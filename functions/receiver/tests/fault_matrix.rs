@@ -15,6 +15,7 @@ use nphooks_core::clock::Clock;
 use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::ledger::DynamoLedger;
 use nphooks_core::queue::SqsQueue;
+use nphooks_samples::TEST_API_KEY;
 use nphooks_testkit::fault_proxy::matrix::{Case, EVERY, check_docs};
 use nphooks_testkit::fault_proxy::{Fault, FaultProxy};
 use nphooks_testkit::{Moto, RECEIVER_FUNCTION, demo_request, text};
@@ -139,11 +140,12 @@ async fn run(index: usize, case: &Case) -> String {
 /// The cold-start secret read through the proxy: started, or refused naming the variable.
 async fn secret_cell(case: &Case) -> String {
     let moto = Moto::start("fm-secret").await;
-    let value = r#"{"NEXTPHONE_API_KEY":"np_live_fault_matrix_only"}"#;
+    let value = serde_json::json!({ "NEXTPHONE_API_KEY": TEST_API_KEY });
+    // Named after the receiver's template secret, for the IAM check.
     let arn = aws_sdk_secretsmanager::Client::new(&moto.aws)
         .create_secret()
-        .name(format!("fm-{}", moto.table))
-        .secret_string(value)
+        .name(format!("ReceiverSecret-{}", moto.table))
+        .secret_string(value.to_string())
         .send()
         .await
         .expect("create secret in moto")
@@ -155,16 +157,13 @@ async fn secret_cell(case: &Case) -> String {
     let settings = Settings::from_pairs([("APP_SECRET_ARN".to_owned(), arn)]);
     match nphooks_core::aws::with_app_secret(settings, &aws).await {
         Ok(read) => {
-            assert_eq!(
-                read.optional("NEXTPHONE_API_KEY"),
-                Some("np_live_fault_matrix_only")
-            );
+            assert_eq!(read.optional("NEXTPHONE_API_KEY"), Some(TEST_API_KEY));
             "starts".to_owned()
         }
         Err(error) => {
             let message = error.to_string();
             assert!(message.contains("APP_SECRET_ARN"), "{message}");
-            assert!(!message.contains("np_live_fault_matrix_only"), "{message}");
+            assert!(!message.contains(TEST_API_KEY), "{message}");
             "start-up refused naming APP_SECRET_ARN (Lambda retries the cold start)".to_owned()
         }
     }
