@@ -79,7 +79,7 @@ const DEFER: &str = "queue.send_delayed (SendMessage, re-send after a transient 
 const DLQ: &str = "queue.send (SendMessage to the DLQ, after a permanent sink failure)";
 const LIMIT: &str = "limiter.reserve (UpdateItem, a limit of 10/s)";
 
-const COLUMNS: [&str; 9] = [
+const COLUMNS: [&str; 10] = [
     "throttled once",
     "throttled on every attempt",
     "500 on every attempt",
@@ -89,6 +89,7 @@ const COLUMNS: [&str; 9] = [
     "lost answer once",
     "lost answer on every attempt",
     "conditional-check race",
+    "forwarded twice",
 ];
 
 fn cells() -> Vec<Cell> {
@@ -103,6 +104,7 @@ fn cells() -> Vec<Cell> {
         lost,
         lost_all,
         race,
+        twice,
     ] = COLUMNS;
     let cell = Case::new;
     let cases = [
@@ -114,6 +116,7 @@ fn cells() -> Vec<Cell> {
         cell(CLAIM, stall, "PutItem", EVERY, Stall),
         cell(CLAIM, lost, "PutItem", 1..=1, LostAnswer),
         cell(CLAIM, race, "PutItem", 1..=1, ConditionalRace),
+        cell(CLAIM, twice, "PutItem", 1..=1, ForwardTwice),
         cell(COMPLETE, e500, "UpdateItem", EVERY, InternalError),
         cell(COMPLETE, lost, "UpdateItem", 1..=1, LostAnswer),
         cell(COMPLETE, lost_all, "UpdateItem", EVERY, LostAnswer),
