@@ -16,7 +16,8 @@ use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::ledger::DynamoLedger;
 use nphooks_core::queue::SqsQueue;
 use nphooks_samples::TEST_API_KEY;
-use nphooks_testkit::fault_proxy::matrix::{Case, EVERY, check_docs};
+use nphooks_testkit::fault_proxy::matrix::column::*;
+use nphooks_testkit::fault_proxy::matrix::{Case, EVERY, cases, check_docs};
 use nphooks_testkit::fault_proxy::{Fault, FaultProxy};
 use nphooks_testkit::{Moto, RECEIVER_FUNCTION, demo_request, text};
 use receiver::Deps;
@@ -37,64 +38,22 @@ const SEND: &str = "queue.send (SendMessage)";
 const ABANDON: &str = "ledger.abandon (DeleteItem, after a failed send)";
 const SECRET: &str = "secret read at cold start (GetSecretValue)";
 
-const COLUMNS: [&str; 11] = [
-    "throttled once",
-    "throttled on every attempt",
-    "500 on every attempt",
-    "503 on every attempt",
-    "ValidationException",
-    "connection reset on every attempt",
-    "stall past the timeout",
-    "lost answer once",
-    "lost answer on every attempt",
-    "conditional-check race",
-    "forwarded twice",
-];
-
-fn cases() -> Vec<Case> {
-    use Fault::*;
-    let cell = Case::new;
-    let [
-        once,
-        throttled,
-        e500,
-        e503,
-        invalid,
-        reset,
-        stall,
-        lost,
-        lost_all,
-        race,
-        twice,
-    ] = COLUMNS;
-    vec![
-        cell(BEGIN, once, "PutItem", 1..=1, ProvisionedThroughput),
-        cell(BEGIN, throttled, "PutItem", EVERY, ProvisionedThroughput),
-        cell(BEGIN, e500, "PutItem", EVERY, InternalError),
-        cell(BEGIN, e503, "PutItem", EVERY, Unavailable),
-        cell(BEGIN, invalid, "PutItem", EVERY, Validation),
-        cell(BEGIN, reset, "PutItem", EVERY, Reset),
-        cell(BEGIN, stall, "PutItem", EVERY, Stall),
-        cell(BEGIN, lost, "PutItem", 1..=1, LostAnswer),
-        cell(BEGIN, lost_all, "PutItem", EVERY, LostAnswer),
-        cell(BEGIN, race, "PutItem", 1..=1, ConditionalRace),
-        cell(BEGIN, twice, "PutItem", 1..=1, ForwardTwice),
-        cell(COMPLETE, e500, "UpdateItem", EVERY, InternalError),
-        cell(COMPLETE, lost, "UpdateItem", 1..=1, LostAnswer),
-        cell(COMPLETE, lost_all, "UpdateItem", EVERY, LostAnswer),
-        cell(SEND, once, "SendMessage", 1..=1, Throttling),
-        cell(SEND, throttled, "SendMessage", EVERY, Throttling),
-        cell(SEND, e500, "SendMessage", EVERY, InternalError),
-        cell(SEND, reset, "SendMessage", EVERY, Reset),
-        cell(SEND, stall, "SendMessage", EVERY, Stall),
-        cell(SEND, lost, "SendMessage", 1..=1, LostAnswer),
-        cell(SEND, lost_all, "SendMessage", EVERY, LostAnswer),
-        cell(ABANDON, e500, "SendMessage", EVERY, InternalError).and(
-            "DeleteItem",
-            EVERY,
-            InternalError,
-        ),
-    ]
+fn all_cases() -> Vec<Case> {
+    let mut all = cases(BEGIN, "PutItem", &ALL);
+    all.extend(cases(COMPLETE, "UpdateItem", &[E500, LOST_ONCE, LOST]));
+    let send = [
+        THROTTLED_ONCE,
+        THROTTLED,
+        E500,
+        RESET,
+        STALL,
+        LOST_ONCE,
+        LOST,
+    ];
+    all.extend(cases(SEND, "SendMessage", &send));
+    let abandon = cases(ABANDON, "SendMessage", &[E500]).remove(0);
+    all.push(abandon.and("DeleteItem", EVERY, Fault::InternalError));
+    all
 }
 
 /// What one request did: its answer, the queues, the delivery record.
@@ -195,27 +154,21 @@ async fn secret_cell(case: &Case) -> String {
 #[tokio::test]
 async fn receiver_fault_matrix_matches_docs() {
     // GIVEN each port call of the receiver failing in each way AWS fails
-    let cases = cases();
+    let cases = all_cases();
     // WHEN one webhook is received per cell, every cell at once (each has its own table,
     // queues and proxy), and the secret read at cold start fails
     let outcomes = join_all(cases.iter().enumerate().map(|(i, case)| run(i, case))).await;
     let throttled = Case::new(
         SECRET,
-        COLUMNS[0],
+        THROTTLED_ONCE,
         "GetSecretValue",
         1..=1,
         Fault::Throttling,
     );
-    let down = Case::new(
-        SECRET,
-        COLUMNS[2],
-        "GetSecretValue",
-        EVERY,
-        Fault::InternalError,
-    );
+    let down = Case::new(SECRET, E500, "GetSecretValue", EVERY, Fault::InternalError);
     let (started, refused) = tokio::join!(secret_cell(&throttled), secret_cell(&down));
     // THEN what each did is what docs/fault-matrix.md says
     let mut observed: Vec<(&Case, String)> = cases.iter().zip(outcomes).collect();
     observed.extend([(&throttled, started), (&down, refused)]);
-    check_docs("receiver", &COLUMNS, &observed);
+    check_docs("receiver", &ALL, &observed);
 }

@@ -8,6 +8,72 @@ use std::path::Path;
 
 use super::{Fault, FaultProxy};
 
+/// The fault classes: the matrix's column names, shared by every section.
+pub mod column {
+    pub const THROTTLED_ONCE: &str = "throttled once";
+    pub const THROTTLED: &str = "throttled on every attempt";
+    pub const E500: &str = "500 on every attempt";
+    pub const E503: &str = "503 on every attempt";
+    pub const INVALID: &str = "ValidationException";
+    pub const RESET: &str = "connection reset on every attempt";
+    pub const STALL: &str = "stall past the timeout";
+    pub const LOST_ONCE: &str = "lost answer once";
+    pub const LOST: &str = "lost answer on every attempt";
+    pub const RACE: &str = "conditional-check race";
+    pub const TWICE: &str = "forwarded twice";
+
+    /// Every fault class, in the matrix's order.
+    pub const ALL: [&str; 11] = [
+        THROTTLED_ONCE,
+        THROTTLED,
+        E500,
+        E503,
+        INVALID,
+        RESET,
+        STALL,
+        LOST_ONCE,
+        LOST,
+        RACE,
+        TWICE,
+    ];
+}
+
+/// The cases of `row`, a call of `operation`, under each of `columns`: each fault class
+/// with the rule that makes it (throttling is `ProvisionedThroughputExceededException` for
+/// DynamoDB, `ThrottlingException` for the others).
+///
+/// # Panics
+/// When a column is not one of [`column::ALL`].
+pub fn cases(row: &'static str, operation: &'static str, columns: &[&'static str]) -> Vec<Case> {
+    let dynamodb = ["PutItem", "UpdateItem", "DeleteItem", "GetItem"].contains(&operation);
+    let throttled = if dynamodb {
+        Fault::ProvisionedThroughput
+    } else {
+        Fault::Throttling
+    };
+    let once = 1..=1;
+    columns
+        .iter()
+        .map(|&name| {
+            let (calls, fault) = match name {
+                column::THROTTLED_ONCE => (once.clone(), throttled),
+                column::THROTTLED => (EVERY, throttled),
+                column::E500 => (EVERY, Fault::InternalError),
+                column::E503 => (EVERY, Fault::Unavailable),
+                column::INVALID => (EVERY, Fault::Validation),
+                column::RESET => (EVERY, Fault::Reset),
+                column::STALL => (EVERY, Fault::Stall),
+                column::LOST_ONCE => (once.clone(), Fault::LostAnswer),
+                column::LOST => (EVERY, Fault::LostAnswer),
+                column::RACE => (once.clone(), Fault::ConditionalRace),
+                column::TWICE => (once.clone(), Fault::ForwardTwice),
+                other => panic!("{other:?} is not a fault class of the matrix"),
+            };
+            Case::new(row, name, operation, calls, fault)
+        })
+        .collect()
+}
+
 /// Every call of an operation (a rule's `calls`).
 pub const EVERY: RangeInclusive<usize> = 1..=usize::MAX;
 
