@@ -4,12 +4,14 @@
 //! and the SDK's standard retries (3 attempts), and a sink that counts its effects. Each
 //! cell is one record, then the same record again 60 s later (past the claim's lease, the
 //! fault gone): a duplicate SQS delivery. What each did is rendered into
-//! `docs/fault-matrix.md` (section `processor`) and compared with the file.
+//! `docs/fault-matrix.md` (section `processor`) and compared with the file. The proxy's
+//! seeded schedule is tested at the end.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures::future::join_all;
+use nphooks_core::aws::Timeouts;
 use nphooks_core::claims::{ClaimKey, DynamoClaims};
 use nphooks_core::clock::Clock;
 use nphooks_core::delivery::DeliveryKey;
@@ -17,14 +19,17 @@ use nphooks_core::envelope::Envelope;
 use nphooks_core::queue::SqsQueue;
 use nphooks_core::rate_limit::{DynamoRateLimiter, RateLimit};
 use nphooks_core::routing::Integration;
+use nphooks_core::table;
 use nphooks_processor::{
     AWS_TIMEOUTS, Delivered, FailureReason, ProcessorDeps, RecordOutcome, Sink, SinkError,
     process_records,
 };
 use nphooks_testkit::fault_proxy::matrix::column::*;
 use nphooks_testkit::fault_proxy::matrix::{Case, cases, check_docs};
-use nphooks_testkit::fault_proxy::{Fault, FaultProxy};
-use nphooks_testkit::{Moto, demo_request, envelope_for, function_id, sqs_message, text};
+use nphooks_testkit::fault_proxy::{Fault, FaultProxy, Injection};
+use nphooks_testkit::{
+    Moto, SETUP_IDENTITY, demo_request, envelope_for, function_id, sqs_message, text,
+};
 
 const CRM: Integration = Integration::Crm;
 
@@ -217,4 +222,60 @@ async fn processor_fault_matrix_matches_docs() {
     }
     // AND what each did is what docs/fault-matrix.md says
     check_docs("processor", &columns(), &observed);
+}
+
+// The proxy itself (here rather than in a test binary of its own: one link less in CI).
+
+const QUICK: Timeouts = Timeouts {
+    connect: Duration::from_secs(1),
+    attempt: Duration::from_secs(2),
+    operation: Duration::from_secs(5),
+};
+
+/// 20 reads through a proxy seeded with `seed` (one SDK attempt each, so every fault
+/// shows); what was injected, and how many reads failed.
+async fn twenty_reads(moto: &Moto, seed: u64) -> (Vec<Injection>, usize) {
+    let proxy = FaultProxy::start().await;
+    proxy.seeded(seed, 0.3, &[Fault::Throttling, Fault::Reset]);
+    let aws = proxy
+        .aws_for(moto, SETUP_IDENTITY, QUICK)
+        .to_builder()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build();
+    let client = aws_sdk_dynamodb::Client::new(&aws);
+    let mut failed = 0;
+    for _ in 0..20 {
+        let read = client
+            .get_item()
+            .table_name(&moto.table)
+            .key(
+                table::KEY,
+                aws_sdk_dynamodb::types::AttributeValue::S("k".into()),
+            )
+            .send()
+            .await;
+        failed += usize::from(read.is_err());
+    }
+    assert_eq!(proxy.calls("GetItem"), 20);
+    (proxy.injected(), failed)
+}
+
+#[tokio::test]
+async fn given_one_seed_twice_then_the_same_calls_fail_the_same_way_and_the_rest_pass() {
+    // GIVEN a table in moto and a proxy seeded to fail 30 % of calls
+    let moto = Moto::start("proxy").await;
+    // WHEN 20 reads go through it, twice with one seed and once with another
+    let (first, failed) = twenty_reads(&moto, 11).await;
+    let (again, _) = twenty_reads(&moto, 11).await;
+    let (other, _) = twenty_reads(&moto, 12).await;
+    // THEN the faults are reproducible, each recorded, and only those calls failed
+    assert_eq!(first, again);
+    assert_ne!(first, other);
+    assert!(!first.is_empty() && first.len() < 20, "{first:?}");
+    assert_eq!(failed, first.len(), "{first:?}");
+    assert!(
+        first
+            .iter()
+            .all(|i| i.operation == "GetItem" && (1..=20).contains(&i.call))
+    );
 }
