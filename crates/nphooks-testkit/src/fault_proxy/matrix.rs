@@ -74,6 +74,10 @@ pub fn cases(row: &'static str, operation: &'static str, columns: &[&'static str
         .collect()
 }
 
+/// How many cells run at once: enough to keep the matrix within seconds, few enough that
+/// moto answers well inside the receiver's 700 ms attempt timeout on a busy machine.
+pub const AT_ONCE: usize = 8;
+
 /// Every call of an operation (a rule's `calls`).
 pub const EVERY: RangeInclusive<usize> = 1..=usize::MAX;
 
