@@ -16,6 +16,17 @@ pub struct Timeouts {
     pub operation: Duration,
 }
 
+impl Timeouts {
+    /// As the SDK's timeout config.
+    pub fn config(self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+}
+
 /// Loads the shared SDK config from the standard sources (environment, profile, role).
 pub async fn sdk_config(timeouts: Timeouts) -> SdkConfig {
     let http_client = aws_smithy_http_client::Builder::new()
@@ -23,13 +34,7 @@ pub async fn sdk_config(timeouts: Timeouts) -> SdkConfig {
         .build_https();
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(timeouts.connect)
-                .operation_attempt_timeout(timeouts.attempt)
-                .operation_timeout(timeouts.operation)
-                .build(),
-        )
+        .timeout_config(timeouts.config())
         .load()
         .await
 }

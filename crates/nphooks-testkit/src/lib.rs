@@ -8,6 +8,7 @@
 //! and inspection as [`SETUP_IDENTITY`], which the check skips.
 
 pub mod event_source;
+pub mod fault_proxy;
 pub mod logs;
 pub mod stand_ins;
 pub mod suite;
