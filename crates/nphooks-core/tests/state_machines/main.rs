@@ -6,6 +6,7 @@ mod claims_model;
 mod ledger_model;
 mod on_moto;
 mod races;
+mod relay;
 mod workers;
 
 use std::future::Future;

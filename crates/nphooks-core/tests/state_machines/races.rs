@@ -1,5 +1,5 @@
 //! True concurrency: tasks racing `claim` or `begin` on one key, on both adapters. In
-//! DynamoDB the conditional write is what serialises them.
+//! DynamoDB the conditional write is what serialises them (moto behind [`relay`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use nphooks_core::routing::Integration;
 use tokio::sync::Barrier;
 
 use super::on_moto::moto_table;
+use super::relay;
 use super::{T, window};
 
 /// Tasks per key.
@@ -73,6 +74,12 @@ async fn race_begins<L: DeliveryLedger + 'static>(ledger: Arc<L>) -> Vec<Vec<Beg
     .await
 }
 
+/// The same client, sending through a new [`relay`] to moto.
+fn through_relay(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
+    let config = client.config().to_builder().endpoint_url(relay::start());
+    aws_sdk_dynamodb::Client::from_conf(config.build())
+}
+
 fn assert_one_claimed(rounds: &[Vec<Claim>]) {
     for answers in rounds {
         let claimed = answers.iter().filter(|a| **a == Claim::Claimed).count();
@@ -98,7 +105,8 @@ async fn given_racing_runs_then_exactly_one_claims_in_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn given_racing_runs_then_exactly_one_claims_in_dynamo() {
     let (client, table) = moto_table("claims-race").await;
-    assert_one_claimed(&race_claims(Arc::new(DynamoClaims::new(client, table))).await);
+    let claims = DynamoClaims::new(through_relay(&client), table);
+    assert_one_claimed(&race_claims(Arc::new(claims)).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -109,5 +117,6 @@ async fn given_racing_requests_then_exactly_one_begins_in_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn given_racing_requests_then_exactly_one_begins_in_dynamo() {
     let (client, table) = moto_table("ledger-race").await;
-    assert_one_started(&race_begins(Arc::new(DynamoLedger::new(client, table))).await);
+    let ledger = DynamoLedger::new(through_relay(&client), table);
+    assert_one_started(&race_begins(Arc::new(ledger)).await);
 }
