@@ -27,10 +27,12 @@ pub fn window() -> ReplayWindow {
     ReplayWindow::from_hours(26).expect("the minimum window")
 }
 
-/// Mostly short steps (leases), sometimes about one replay window (expiry).
+/// Mostly short steps (leases; often exactly the receiver's lease, to hit its edge),
+/// sometimes about one replay window (expiry).
 pub fn advance() -> impl Strategy<Value = u64> {
     let w = window().as_secs();
-    prop_oneof![6 => 0..=45u64, 1 => (w - 40)..=(w + 40)]
+    let lease = nphooks_core::ledger::RECEIVE_LEASE_SECS;
+    prop_oneof![5 => 0..=45u64, 2 => Just(lease), 1 => (w - 40)..=(w + 40)]
 }
 
 /// Runs `cases` random cases of `strategy` on one tokio runtime; a failure panics with
