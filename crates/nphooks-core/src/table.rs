@@ -166,7 +166,8 @@ impl DynamoTable {
     }
 
     /// Sets `state`, `updated_at` = `now` and each of `extra` on the record at `key`,
-    /// and removes its lease.
+    /// and removes its lease. A record that is gone (forgotten, or abandoned) stays gone,
+    /// as in memory: an update would create one without `expires_at`, live forever.
     pub async fn settle(
         &self,
         key: &str,
@@ -193,12 +194,22 @@ impl DynamoTable {
                 .expression_attribute_names(format!("#{name}"), *name)
                 .expression_attribute_values(format!(":{name}"), value.clone());
         }
-        update
+        let result = update
             .update_expression(format!("{set} REMOVE #lease"))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", KEY)
             .send()
-            .await
-            .map_err(|e| self.unavailable(e))?;
-        Ok(())
+            .await;
+        match result {
+            Err(e)
+                if !e
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(self.unavailable(e))
+            }
+            _ => Ok(()),
+        }
     }
 }
 

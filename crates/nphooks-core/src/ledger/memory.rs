@@ -94,7 +94,10 @@ impl DeliveryLedger for MemoryLedger {
         if let Some(record) = lock(&self.records).get_mut(key.as_str()) {
             record.state = DeliveryState::Enqueued;
             record.queues = queues.iter().map(|q| q.as_str().to_owned()).collect();
-            record.envelope = storable(envelope).map(str::to_owned);
+            // As in DynamoDB: an envelope not given (or too large) leaves the stored one.
+            if let Some(envelope) = storable(envelope) {
+                record.envelope = Some(envelope.to_owned());
+            }
         }
         Ok(())
     }
