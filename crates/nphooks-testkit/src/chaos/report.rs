@@ -138,6 +138,13 @@ impl SoakReport {
                         sent.key
                     ));
                 } else if acted && !sent.accepted {
+                    // Only a webhook the sender gave up on is never answered 2xx.
+                    if sent.gave_up.is_none() {
+                        report.violate(format!(
+                            "{integration} acted on {}, never accepted",
+                            sent.key
+                        ));
+                    }
                     orphaned = true;
                 }
             }
