@@ -11,3 +11,4 @@ pub mod queues;
 pub mod send;
 pub mod serve;
 pub mod sinks;
+pub mod soak;

@@ -43,6 +43,8 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// The seeded chaos soak on in-memory adapters: N deliveries at fault rate p, one summary line; non-zero exit on loss or doubling.
+    Soak(nphooks_cli::soak::SoakArgs),
     /// Re-run a delivery's integrations from its stored envelope (completed ones only with --force).
     Replay {
         delivery_key: String,
@@ -92,6 +94,7 @@ async fn main() -> ExitCode {
         Command::Dlq {
             command: DlqCommand::Redrive { integration },
         } => commands::dlq_redrive(integration).await,
+        Command::Soak(args) => nphooks_cli::soak::soak(&args),
         Command::Replay {
             delivery_key,
             integration,

@@ -7,6 +7,7 @@
 //! processor's as its template logical id (`CrmFunction`, …), and the testkit's own set-up
 //! and inspection as [`SETUP_IDENTITY`], which the check skips.
 
+pub mod chaos;
 pub mod event_source;
 pub mod fault_proxy;
 pub mod logs;
