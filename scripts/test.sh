@@ -65,7 +65,9 @@ fi
 log "cargo test: run"
 # The 100k-delivery chaos soak runs on its own, so that its summary line shows here.
 SOAK_100K=given_100k_deliveries_at_5_percent_faults_and_crashes_then_none_is_lost_or_doubled
-cargo test --workspace --all-targets --locked -- --skip "$SOAK_100K"
+# (criterion benches take no --skip: they run in test mode on their own)
+cargo test --workspace --lib --bins --tests --examples --locked -- --skip "$SOAK_100K"
+cargo test --workspace --benches --locked
 log "chaos soak: 100,000 deliveries at 5 % faults plus crashes (crates/nphooks-testkit/tests/soak.rs)"
 # (without the receiver's EMF metric lines, a few thousand of them)
 cargo test -p nphooks-testkit --test soak --locked -- --exact "$SOAK_100K" --nocapture 2>&1 | grep -v '"_aws":'
