@@ -69,8 +69,9 @@ SOAK_100K=given_100k_deliveries_at_5_percent_faults_and_crashes_then_none_is_los
 cargo test --workspace --lib --bins --tests --examples --locked -- --skip "$SOAK_100K"
 cargo test --workspace --benches --locked
 log "chaos soak: 100,000 deliveries at 5 % faults plus crashes (crates/nphooks-testkit/tests/soak.rs)"
-# (without the receiver's EMF metric lines, a few thousand of them)
-cargo test -p nphooks-testkit --test soak --locked -- --exact "$SOAK_100K" --nocapture 2>&1 | grep -v '"_aws":'
+# (--workspace, not -p: the same features as the build above, so nothing is rebuilt;
+# without the receiver's EMF metric lines, a few thousand of them)
+cargo test --workspace --test soak --locked -- --exact "$SOAK_100K" --nocapture 2>&1 | grep -v '"_aws":'
 
 log "IAM check: the checker's unit tests, then every recorded call against its function's role"
 "$VENV/bin/python" -m unittest discover -s scripts/iam
