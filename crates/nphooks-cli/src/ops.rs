@@ -5,10 +5,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
-};
+use aws_sdk_dynamodb::types::TimeToLiveSpecification;
 use aws_sdk_sqs::types::QueueAttributeName;
 use nphooks_core::claims::{ClaimKey, DynamoClaims, EffectClaims};
 use nphooks_core::clock::Clock;
@@ -38,24 +35,7 @@ fn table(settings: &Settings) -> String {
 pub async fn init_local(aws: &aws_config::SdkConfig, settings: &Settings) -> anyhow::Result<()> {
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     let table = table(settings);
-    let created = dynamodb
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(table::KEY)
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(table::KEY)
-                .key_type(KeyType::Hash)
-                .build()?,
-        )
-        .send()
-        .await;
+    let created = table::create(&dynamodb, &table).await;
     match created {
         Ok(_) => {
             dynamodb

@@ -9,6 +9,12 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::create_table::{CreateTableError, CreateTableOutput};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
@@ -211,6 +217,32 @@ impl DynamoTable {
             _ => Ok(()),
         }
     }
+}
+
+/// Creates the table as template.yaml declares it (on demand, key [`KEY`] a string): for
+/// `nphooks init-local` and the tests against moto.
+pub async fn create(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<CreateTableOutput, SdkError<CreateTableError>> {
+    let definition = AttributeDefinition::builder()
+        .attribute_name(KEY)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("name and type are set");
+    let key = KeySchemaElement::builder()
+        .attribute_name(KEY)
+        .key_type(KeyType::Hash)
+        .build()
+        .expect("name and key type are set");
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(definition)
+        .key_schema(key)
+        .send()
+        .await
 }
 
 /// The string attribute `name` of `item`, if it is one.

@@ -23,10 +23,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::SqsMessage;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use nphooks_core::aws::{Timeouts, sdk_config};
 use nphooks_core::claims::DynamoClaims;
 use nphooks_core::clock::Clock;
@@ -122,23 +119,7 @@ impl Moto {
     }
 
     async fn create_table(&self) {
-        let definition = AttributeDefinition::builder()
-            .attribute_name(table::KEY)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("complete");
-        let key = KeySchemaElement::builder()
-            .attribute_name(table::KEY)
-            .key_type(KeyType::Hash)
-            .build()
-            .expect("complete");
-        self.dynamodb
-            .create_table()
-            .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(definition)
-            .key_schema(key)
-            .send()
+        table::create(&self.dynamodb, &self.table)
             .await
             .expect("create table in moto");
     }

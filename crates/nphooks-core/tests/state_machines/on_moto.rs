@@ -4,10 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use nphooks_core::aws::{Timeouts, sdk_config};
 use nphooks_core::claims::{ClaimKey, ClaimState, DynamoClaims};
 use nphooks_core::ledger::DynamoLedger;
@@ -34,23 +31,7 @@ pub async fn moto_table(test: &str) -> (aws_sdk_dynamodb::Client, String) {
     .await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let name = format!("idem-{test}-{}", std::process::id());
-    let definition = AttributeDefinition::builder()
-        .attribute_name(table::KEY)
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .expect("complete");
-    let key = KeySchemaElement::builder()
-        .attribute_name(table::KEY)
-        .key_type(KeyType::Hash)
-        .build()
-        .expect("complete");
-    client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(definition)
-        .key_schema(key)
-        .send()
+    table::create(&client, &name)
         .await
         .expect("create table in moto");
     (client, name)
