@@ -26,7 +26,8 @@ pub enum Outcome {
         /// webhook was enqueued without deduplication).
         deduplicated: bool,
     },
-    /// Enqueued earlier.
+    /// Enqueued earlier, as a record of the previous (two-write) version says: since one
+    /// write per delivery, a retry past the record's lease is enqueued again instead.
     Duplicate { key: DeliveryKey },
     /// Nothing to enqueue.
     Ignored {
@@ -75,7 +76,7 @@ pub enum ReceiverError {
     Unauthorized(AuthFailure),
     #[error("{0}")]
     BadRequest(ParseError),
-    #[error("delivery {0} is being enqueued by another request; retry later")]
+    #[error("delivery {0} was begun by another request moments ago; retry later")]
     InProgress(DeliveryKey),
     #[error(
         "the idempotency table refused the record of delivery {0} as invalid; nothing was enqueued"

@@ -1,5 +1,7 @@
-//! The receiver's handler: `authenticate → parse → dedupe → route → enqueue → answer`,
-//! each a step of its own below. The answers themselves are in [`crate::answer`].
+//! The receiver's handler: `authenticate → parse → identify → route → dedupe → enqueue →
+//! answer`, each a step of its own below. The answers themselves are in [`crate::answer`].
+//! A delivery costs one write to the idempotency table (its record, routed queues and
+//! envelope, in `dedupe`) and one send per routed queue; a failed send adds `abandon`.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -10,7 +12,7 @@ use lambda_http::{Body, Request, Response};
 use nphooks_core::ConfigError;
 use nphooks_core::delivery::{DeliveryKey, payload_hash};
 use nphooks_core::envelope::QueueMessage;
-use nphooks_core::ledger::{Begin, DeliveryLedger};
+use nphooks_core::ledger::{Begin, DeliveryLedger, NewDelivery};
 use nphooks_core::queue::Queue;
 use nphooks_core::routing::Integration;
 use nphooks_core::signature::{SIGNATURE_HEADER, VerifiedBody, VerifiedWebhook};
@@ -77,7 +79,8 @@ impl From<ReceiverError> for Stop {
 }
 
 /// The README's steps, in order: `identify` sets unknown events and stale replays aside
-/// before the table is asked; routing comes after the dedupe, which does not need it.
+/// before the table is asked; the route and the envelope come before the dedupe, whose
+/// one write keeps them with the record.
 async fn steps<L: DeliveryLedger, Q: Queue>(
     deps: &Deps<L, Q>,
     request: &Request,
@@ -85,9 +88,11 @@ async fn steps<L: DeliveryLedger, Q: Queue>(
     let verified = authenticate(deps, request)?;
     let webhook = parse(deps, verified)?;
     let key = identify(deps, &webhook)?;
-    let record = dedupe(deps, &key, verified.bytes()).await?;
     let route = deps.config.routes.route_for(&webhook);
-    enqueue(deps, &webhook, &key, &route, &record).await?;
+    let message =
+        QueueMessage::for_delivery(&webhook, &key, &nphooks_core::rfc3339(deps.clock.now()));
+    let record = dedupe(deps, &key, verified.bytes(), &route, &message).await?;
+    enqueue(deps, &key, &route, &message, &record).await?;
     Ok(if route.is_empty() {
         Outcome::Ignored {
             key: Some(key),
@@ -187,21 +192,31 @@ fn identify<L, Q>(deps: &Deps<L, Q>, webhook: &VerifiedWebhook) -> Result<Delive
 
 /// What the idempotency table holds for this delivery while it is enqueued.
 enum Record {
-    /// Begun by this request (`hash` of the body, at `at`): completed or abandoned after.
-    Kept { hash: String, at: u64 },
+    /// Begun by this request (`hash` of the body): abandoned if a send fails.
+    Kept { hash: String },
     /// The table was unavailable: enqueued without deduplication.
     Unavailable,
 }
 
-/// Begins the delivery record: the one step that asks the idempotency table whether
-/// this delivery is new. A delivery enqueued earlier is answered `duplicate`.
+/// Begins the delivery record with its route and envelope: the one step that asks the
+/// idempotency table whether this delivery is new, and its only write when every send
+/// succeeds. A record under its lease is answered 409; one past its lease (a finished
+/// or a crashed request: the ledger cannot tell) is taken over and enqueued again.
 async fn dedupe<L: DeliveryLedger, Q>(
     deps: &Deps<L, Q>,
     key: &DeliveryKey,
     body: &[u8],
+    route: &BTreeSet<Integration>,
+    message: &QueueMessage,
 ) -> Result<Record, Stop> {
     let hash = payload_hash(body);
     let at = deps.clock.epoch_seconds();
+    let queues: Vec<Integration> = route.iter().copied().collect();
+    let delivery = NewDelivery {
+        payload_hash: &hash,
+        queues: &queues,
+        envelope: Some(message.body()),
+    };
     let conflict = |same_payload: bool| {
         if !same_payload {
             Metrics::count(
@@ -212,10 +227,10 @@ async fn dedupe<L: DeliveryLedger, Q>(
     };
     match deps
         .ledger
-        .begin(key, &hash, at, deps.config.replay_window)
+        .begin(key, delivery, at, deps.config.replay_window)
         .await
     {
-        Ok(Begin::Started) => Ok(Record::Kept { hash, at }),
+        Ok(Begin::Started) => Ok(Record::Kept { hash }),
         Ok(Begin::AlreadyEnqueued { same_payload }) => {
             conflict(same_payload);
             Err(Stop::Answer(Outcome::Duplicate { key: key.clone() }))
@@ -240,51 +255,25 @@ async fn dedupe<L: DeliveryLedger, Q>(
     }
 }
 
-/// Closes a record this request kept: completed when every send succeeded, abandoned
-/// (so that the sender's retry starts afresh) when one failed.
-async fn close_record<L: DeliveryLedger, Q>(
-    deps: &Deps<L, Q>,
-    key: &DeliveryKey,
-    record: &Record,
-    route: &BTreeSet<Integration>,
-    message: &QueueMessage,
-    sent: bool,
-) {
-    let Record::Kept { hash, at } = record else {
-        return;
-    };
-    if !sent {
-        // If this fails too, the record's lease runs out long before the first retry
-        // (5 min) and it is taken over.
-        if let Err(error) = deps.ledger.abandon(key, hash).await {
-            tracing::error!(%error, "could not release the delivery record");
-        }
-        return;
-    }
-    let queues: Vec<Integration> = route.iter().copied().collect();
-    if let Err(error) = deps
-        .ledger
-        .complete(key, &queues, Some(message.body()), *at)
-        .await
-    {
-        // The messages are durable; a retry would re-enqueue and the processors
-        // would deduplicate it.
-        tracing::error!(%error, "enqueued, but could not mark the delivery record");
-    }
-}
-
-/// Sends the envelope to every routed queue, then closes the delivery record.
+/// Sends the envelope to every routed queue. When a send failed, abandons the record
+/// this request kept, so that the sender's retry starts afresh; when all succeeded, the
+/// record `dedupe` wrote stays as it is (no second write).
 async fn enqueue<L: DeliveryLedger, Q: Queue>(
     deps: &Deps<L, Q>,
-    webhook: &VerifiedWebhook,
     key: &DeliveryKey,
     route: &BTreeSet<Integration>,
+    message: &QueueMessage,
     record: &Record,
 ) -> Result<(), ReceiverError> {
-    let message =
-        QueueMessage::for_delivery(webhook, key, &nphooks_core::rfc3339(deps.clock.now()));
-    let sent = send_all(deps, &message, route).await;
-    close_record(deps, key, record, route, &message, sent.is_ok()).await;
+    let sent = send_all(deps, message, route).await;
+    if sent.is_err()
+        && let Record::Kept { hash } = record
+        // If this fails too, the record's lease runs out long before the first retry
+        // (5 min) and it is taken over.
+        && let Err(error) = deps.ledger.abandon(key, hash).await
+    {
+        tracing::error!(%error, "could not release the delivery record");
+    }
     sent
 }
 

@@ -33,14 +33,12 @@ const RECEIVER_TIMEOUTS: Timeouts = Timeouts {
 const SENDER_RETRY: Duration = Duration::from_secs(300);
 
 const BEGIN: &str = "ledger.begin (PutItem)";
-const COMPLETE: &str = "ledger.complete (UpdateItem)";
 const SEND: &str = "queue.send (SendMessage)";
 const ABANDON: &str = "ledger.abandon (DeleteItem, after a failed send)";
 const SECRET: &str = "secret read at cold start (GetSecretValue)";
 
 fn all_cases() -> Vec<Case> {
     let mut all = cases(BEGIN, "PutItem", &ALL);
-    all.extend(cases(COMPLETE, "UpdateItem", &[E500, LOST_ONCE, LOST]));
     let send = [
         THROTTLED_ONCE,
         THROTTLED,

@@ -5,9 +5,12 @@
 mod common;
 
 use common::{memory_deps, queue_url, request_from_event, signed};
+use std::time::{Duration, SystemTime};
+
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Context, Request, RequestExt};
 use nphooks_core::ParseError;
+use nphooks_core::clock::Clock;
 use nphooks_core::routing::Integration;
 use nphooks_core::signature::AuthFailure;
 use nphooks_samples::{Delivery, WEBHOOK_PATH, api_gateway_event};
@@ -31,8 +34,9 @@ fn event(method: &str, body: &str, delivery: Delivery) -> Request {
 }
 
 #[tokio::test]
-async fn given_a_demo_request_twice_then_accepted_into_every_queue_then_duplicate() {
-    let deps = memory_deps();
+async fn given_a_demo_request_twice_then_accepted_into_every_queue_then_in_progress() {
+    let clock = Clock::manual(SystemTime::now());
+    let deps = memory_deps().with_clock(clock.clone());
 
     let first = receive(&deps, &invoked(signed(DEMO))).await;
     let Ok(Outcome::Accepted {
@@ -50,17 +54,28 @@ async fn given_a_demo_request_twice_then_accepted_into_every_queue_then_duplicat
         assert_eq!(deps.queue.messages(&queue_url(integration)).len(), 1);
     }
 
+    // WHEN it comes again within the record's lease THEN 409, nothing enqueued
     let second = receive(&deps, &invoked(signed(DEMO))).await;
-    assert_eq!(
-        second.as_ref().ok(),
-        Some(&Outcome::Duplicate { key: key.clone() })
+    assert!(
+        matches!(&second, Err(ReceiverError::InProgress(k)) if k == key),
+        "{second:?}"
     );
     for integration in Integration::ALL {
         assert_eq!(deps.queue.messages(&queue_url(integration)).len(), 1);
     }
+
+    // WHEN the sender retries 5 minutes later (its answer was lost): the record's lease
+    // is over and cannot tell a finished delivery from a crashed one
+    clock.advance(Duration::from_secs(300));
+    let retry = receive(&deps, &invoked(signed(DEMO))).await;
+    // THEN it is enqueued again; the processors' claims make it one effect
+    assert!(matches!(retry, Ok(Outcome::Accepted { .. })), "{retry:?}");
+    for integration in Integration::ALL {
+        assert_eq!(deps.queue.messages(&queue_url(integration)).len(), 2);
+    }
     assert_eq!(
         (status(&first), status(&second)),
-        (StatusCode::OK, StatusCode::OK)
+        (StatusCode::OK, StatusCode::CONFLICT)
     );
 }
 
@@ -133,6 +148,8 @@ async fn given_a_request_when_handled_then_the_response_is_the_answer_to_its_out
     };
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(json(&response)["status"], "accepted");
-    assert_eq!(json(&again)["status"], "duplicate");
-    assert_eq!(json(&again)["delivery_key"], "call.ended#call_handler_1");
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert_eq!(json(&again)["error"], "in_progress");
+    let message = json(&again)["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("call.ended#call_handler_1"), "{message}");
 }

@@ -18,7 +18,7 @@ async fn given_webhooks_full_of_caller_data_then_the_log_lines_hold_none_of_it()
         "custom_fields":{"budget":"$15,000"}}}"#;
     let deps = memory_deps();
     let (accepted, _) = status_and_json(receiver::handle(&deps, signed(body)).await);
-    let (duplicate, _) = status_and_json(receiver::handle(&deps, signed(body)).await);
+    let (in_progress, _) = status_and_json(receiver::handle(&deps, signed(body)).await);
     let forged = api_gateway_event("POST", WEBHOOK_PATH, body, Delivery::BadSignature);
     let (unauthorized, _) =
         status_and_json(receiver::handle(&deps, request_from_event(&forged)).await);
@@ -27,8 +27,8 @@ async fn given_webhooks_full_of_caller_data_then_the_log_lines_hold_none_of_it()
         signed(r#"{"event":"call.ended","data":{"call_id":"c","caller":{"phone":15557654321}}}"#);
     let (tolerated, _) = status_and_json(receiver::handle(&deps, drifted).await);
     assert_eq!(
-        (accepted, duplicate, unauthorized, tolerated),
-        (200, 200, 401, 200)
+        (accepted, in_progress, unauthorized, tolerated),
+        (200, 409, 401, 200)
     );
 
     let logs = captured.text();

@@ -34,7 +34,7 @@ fn all_one() -> Vec<(Integration, usize)> {
 }
 
 #[tokio::test]
-async fn given_a_demo_request_when_accepted_then_each_routed_queue_has_the_envelope_and_the_record_is_enqueued()
+async fn given_a_demo_request_when_accepted_then_each_queue_has_the_envelope_and_one_record_the_route()
  {
     let moto = Moto::start("accepted").await;
     let deps = moto_deps(&moto);
@@ -68,7 +68,17 @@ async fn given_a_demo_request_when_accepted_then_each_routed_queue_has_the_envel
         .item("call.ended#call_accept_1")
         .await
         .expect("a dedup record");
-    assert_eq!(text(&record, "state"), "enqueued");
+    // One write: the record holds the route and the envelope, deflated
+    assert_eq!(text(&record, "state"), "received");
+    let queues: Vec<&str> = record["queues"]
+        .as_l()
+        .expect("list")
+        .iter()
+        .filter_map(|q| q.as_s().ok())
+        .map(String::as_str)
+        .collect();
+    assert_eq!(queues, ["crm", "email", "slack", "notify"]);
+    assert!(record["envelope"].as_b().is_ok(), "deflated bytes");
     let expires: u64 = record["expires_at"]
         .as_n()
         .expect("number")
@@ -83,15 +93,15 @@ async fn given_an_accepted_body_when_sent_again_three_times_and_ten_times_concur
     let moto = Moto::start("dupes").await;
     let deps = moto_deps(&moto);
 
-    // Sequential repeats.
+    // Sequential repeats within the record's lease: told to retry later.
     let body = demo_request("call_dupe_seq");
     let (first, _) = status_and_json(receiver::handle(&deps, signed(&body)).await);
     assert_eq!(first, 200);
     for _ in 0..3 {
         let (status, answer) = status_and_json(receiver::handle(&deps, signed(&body)).await);
         assert_eq!(
-            (status, answer["status"].as_str()),
-            (200, Some("duplicate")),
+            (status, answer["error"].as_str()),
+            (409, Some("in_progress")),
             "{answer}"
         );
     }
@@ -205,7 +215,7 @@ async fn given_a_queue_that_fails_when_the_fault_clears_then_the_retry_is_accept
             &moto.item("call.ended#call_fault").await.expect("record"),
             "state"
         ),
-        "enqueued"
+        "received"
     );
 }
 
@@ -336,8 +346,8 @@ async fn given_the_same_key_with_a_different_payload_then_nothing_new_is_accepte
     let (status, answer) = status_and_json(receiver::handle(&deps, signed(&altered)).await);
 
     assert_eq!(
-        (status, answer["status"].as_str()),
-        (200, Some("duplicate")),
+        (status, answer["error"].as_str()),
+        (409, Some("in_progress")),
         "{answer}"
     );
     assert_eq!(

@@ -83,7 +83,7 @@ async fn given_a_40_day_old_timestamp_then_ignored_as_stale_but_a_2_hour_old_one
 }
 
 #[tokio::test]
-async fn given_a_3000_character_call_id_sent_twice_then_one_enqueue_per_queue_then_duplicate() {
+async fn given_a_3000_character_call_id_sent_twice_then_one_enqueue_per_queue_then_409() {
     // GIVEN a call_id longer than DynamoDB's 2,048-byte key
     let moto = Moto::start("longkey").await;
     let deps = moto_deps(&moto);
@@ -106,8 +106,11 @@ async fn given_a_3000_character_call_id_sent_twice_then_one_enqueue_per_queue_th
         "recorded under the bounded key"
     );
     assert!(moto.counts().await.values().all(|n| *n == 1));
-    // AND the second is a duplicate
-    assert_eq!((second, again["status"].as_str()), (200, Some("duplicate")));
+    // AND the second, within the record's lease, is told to retry later
+    assert_eq!(
+        (second, again["error"].as_str()),
+        (409, Some("in_progress"))
+    );
     assert_eq!(deps.metrics.dedup_unavailable.load(Ordering::Relaxed), 0);
 }
 

@@ -3,10 +3,12 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_types::Blob;
 
-use super::{Begin, DeliveryLedger, DeliveryState, RECEIVE_LEASE_SECS, StoredDelivery, storable};
+use super::{
+    Begin, DeliveryLedger, DeliveryState, NewDelivery, RECEIVE_LEASE_SECS, StoredDelivery, stored,
+};
 use crate::delivery::DeliveryKey;
-use crate::routing::Integration;
 use crate::store_error::StoreError;
 use crate::table::{self, DynamoTable, n, s, text_of};
 use crate::window::ReplayWindow;
@@ -33,19 +35,25 @@ impl DeliveryLedger for DynamoLedger {
     async fn begin(
         &self,
         key: &DeliveryKey,
-        payload_hash: &str,
+        delivery: NewDelivery<'_>,
         now: u64,
         window: ReplayWindow,
     ) -> Result<Begin, StoreError> {
         let received = DeliveryState::Received.as_str();
-        let item = HashMap::from([
+        let queues = delivery.queues.iter().map(|q| s(q.as_str())).collect();
+        let mut item = HashMap::from([
             (table::KEY.to_owned(), s(key.as_str())),
             (table::STATE.to_owned(), s(received)),
-            (table::PAYLOAD_HASH.to_owned(), s(payload_hash)),
+            (table::PAYLOAD_HASH.to_owned(), s(delivery.payload_hash)),
             (table::EXPIRES_AT.to_owned(), n(window.expires_at(now))),
             (table::LEASE_UNTIL.to_owned(), n(now + RECEIVE_LEASE_SECS)),
             (table::UPDATED_AT.to_owned(), n(now)),
+            (table::QUEUES.to_owned(), AttributeValue::L(queues)),
         ]);
+        if let Some(packed) = delivery.envelope.and_then(stored::pack) {
+            let bytes = AttributeValue::B(Blob::new(packed));
+            item.insert(table::ENVELOPE.to_owned(), bytes);
+        }
         let Some(old) = self
             .table
             .put_unless_live(item, received, None, now)
@@ -54,24 +62,8 @@ impl DeliveryLedger for DynamoLedger {
             return Ok(Begin::Started);
         };
         let state = text_of(&old, table::STATE).and_then(|t| t.parse().ok());
-        let same_payload = text_of(&old, table::PAYLOAD_HASH) == Some(payload_hash);
+        let same_payload = text_of(&old, table::PAYLOAD_HASH) == Some(delivery.payload_hash);
         Ok(Begin::blocked_by(state, same_payload))
-    }
-
-    async fn complete(
-        &self,
-        key: &DeliveryKey,
-        queues: &[Integration],
-        envelope: Option<&str>,
-        now: u64,
-    ) -> Result<(), StoreError> {
-        let queues = AttributeValue::L(queues.iter().map(|q| s(q.as_str())).collect());
-        let mut extra = vec![(table::QUEUES, queues)];
-        if let Some(envelope) = storable(envelope) {
-            extra.push((table::ENVELOPE, s(envelope)));
-        }
-        let enqueued = DeliveryState::Enqueued.as_str();
-        self.table.settle(key.as_str(), enqueued, &extra, now).await
     }
 
     async fn abandon(&self, key: &DeliveryKey, payload_hash: &str) -> Result<(), StoreError> {
@@ -83,15 +75,26 @@ impl DeliveryLedger for DynamoLedger {
     }
 
     async fn look_up(&self, key: &DeliveryKey) -> Result<Option<StoredDelivery>, StoreError> {
-        let item = self.table.get(key.as_str()).await?;
-        Ok(item.map(|item| StoredDelivery {
-            enqueued: text_of(&item, table::STATE) == Some(DeliveryState::Enqueued.as_str()),
+        let Some(item) = self.table.get(key.as_str()).await? else {
+            return Ok(None);
+        };
+        let Some(state) = text_of(&item, table::STATE).and_then(|t| t.parse().ok()) else {
+            return Ok(None);
+        };
+        // Deflated bytes; a record of the previous version holds the plain text.
+        let envelope = match item.get(table::ENVELOPE) {
+            Some(AttributeValue::B(bytes)) => stored::unpack(bytes.as_ref()),
+            Some(AttributeValue::S(text)) => Some(text.clone()),
+            _ => None,
+        };
+        Ok(Some(StoredDelivery {
+            state,
             queues: item
                 .get(table::QUEUES)
                 .and_then(|v| v.as_l().ok())
                 .map(|l| l.iter().filter_map(|q| q.as_s().ok().cloned()).collect())
                 .unwrap_or_default(),
-            envelope: text_of(&item, table::ENVELOPE).map(str::to_owned),
+            envelope,
         }))
     }
 }

@@ -6,11 +6,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{
-    Begin, DeliveryLedger, DeliveryState, RECEIVE_LEASE_SECS, StoredDelivery, is_live, storable,
+    Begin, DeliveryLedger, DeliveryState, NewDelivery, RECEIVE_LEASE_SECS, StoredDelivery, is_live,
+    stored,
 };
 use crate::delivery::DeliveryKey;
 use crate::queue::lock;
-use crate::routing::Integration;
 use crate::store_error::StoreError;
 use crate::window::ReplayWindow;
 
@@ -21,7 +21,8 @@ struct Record {
     expires_at: u64,
     lease_until: u64,
     queues: Vec<String>,
-    envelope: Option<String>,
+    /// Deflated, as in DynamoDB.
+    envelope: Option<Vec<u8>>,
 }
 
 /// Delivery records in memory.
@@ -59,7 +60,7 @@ impl DeliveryLedger for MemoryLedger {
     async fn begin(
         &self,
         key: &DeliveryKey,
-        payload_hash: &str,
+        delivery: NewDelivery<'_>,
         now: u64,
         window: ReplayWindow,
     ) -> Result<Begin, StoreError> {
@@ -68,38 +69,24 @@ impl DeliveryLedger for MemoryLedger {
         if let Some(old) = records.get(key.as_str())
             && is_live(old.state, old.expires_at, old.lease_until, now)
         {
-            let same_payload = old.payload_hash == payload_hash;
+            let same_payload = old.payload_hash == delivery.payload_hash;
             return Ok(Begin::blocked_by(Some(old.state), same_payload));
         }
         let record = Record {
             state: DeliveryState::Received,
-            payload_hash: payload_hash.to_owned(),
+            payload_hash: delivery.payload_hash.to_owned(),
             expires_at: window.expires_at(now),
             lease_until: now + RECEIVE_LEASE_SECS,
-            queues: Vec::new(),
-            envelope: None,
+            queues: delivery
+                .queues
+                .iter()
+                .map(|q| q.as_str().to_owned())
+                .collect(),
+            // Kept as DynamoDB keeps it: deflated, when that fits the item.
+            envelope: delivery.envelope.and_then(stored::pack),
         };
         records.insert(key.as_str().to_owned(), record);
         Ok(Begin::Started)
-    }
-
-    async fn complete(
-        &self,
-        key: &DeliveryKey,
-        queues: &[Integration],
-        envelope: Option<&str>,
-        _now: u64,
-    ) -> Result<(), StoreError> {
-        self.count();
-        if let Some(record) = lock(&self.records).get_mut(key.as_str()) {
-            record.state = DeliveryState::Enqueued;
-            record.queues = queues.iter().map(|q| q.as_str().to_owned()).collect();
-            // As in DynamoDB: an envelope not given (or too large) leaves the stored one.
-            if let Some(envelope) = storable(envelope) {
-                record.envelope = Some(envelope.to_owned());
-            }
-        }
-        Ok(())
     }
 
     async fn abandon(&self, key: &DeliveryKey, payload_hash: &str) -> Result<(), StoreError> {
@@ -119,9 +106,25 @@ impl DeliveryLedger for MemoryLedger {
         Ok(lock(&self.records)
             .get(key.as_str())
             .map(|r| StoredDelivery {
-                enqueued: r.state == DeliveryState::Enqueued,
+                state: r.state,
                 queues: r.queues.clone(),
-                envelope: r.envelope.clone(),
+                envelope: r.envelope.as_deref().and_then(stored::unpack),
             }))
+    }
+}
+
+#[cfg(test)]
+impl MemoryLedger {
+    /// A record as the previous (two-write) version left it: `enqueued`, envelope in full.
+    pub(super) fn insert_enqueued(&self, key: &DeliveryKey, payload_hash: &str, now: u64) {
+        let record = Record {
+            state: DeliveryState::Enqueued,
+            payload_hash: payload_hash.to_owned(),
+            expires_at: ReplayWindow::DEFAULT.expires_at(now),
+            lease_until: 0,
+            queues: vec!["crm".to_owned()],
+            envelope: stored::pack("{}"),
+        };
+        lock(&self.records).insert(key.as_str().to_owned(), record);
     }
 }

@@ -1,22 +1,29 @@
-//! The delivery ledger: which deliveries the receiver has made durable.
+//! The delivery ledger: which deliveries the receiver has made durable, written once per
+//! delivery on the happy path.
 //!
 //! | from | event | to | who |
 //! |---|---|---|---|
-//! | (none), expired, or `received` with its lease over | [`DeliveryLedger::begin`] | `received` (lease [`RECEIVE_LEASE_SECS`]) | the receiver, before enqueueing |
-//! | `received` (live) | `begin` | unchanged: [`Begin::InProgress`] (409) | a concurrent request |
-//! | `enqueued` (not expired) | `begin` | unchanged: [`Begin::AlreadyEnqueued`] (duplicate) | the sender's retry |
-//! | `received` | [`DeliveryLedger::complete`] | `enqueued` (queues, envelope kept) | the receiver, after every send succeeded |
+//! | (none), expired, or `received` with its lease over | [`DeliveryLedger::begin`] | `received` (lease [`RECEIVE_LEASE_SECS`], queues, envelope) | the receiver, before enqueueing |
+//! | `received` (live) | `begin` | unchanged: [`Begin::InProgress`] (409) | a concurrent request, or a retry within the lease |
+//! | `enqueued` (not expired; written by the previous two-write version) | `begin` | unchanged: [`Begin::AlreadyEnqueued`] (duplicate) | the sender's retry |
 //! | `received`, same payload | [`DeliveryLedger::abandon`] | (none) | the receiver, after a send failed |
 //! | any | one [`ReplayWindow`] after `begin` | expired: as (none) | the clock |
+//!
+//! There is no "completed" write: a `received` record whose lease is over cannot tell a
+//! finished delivery from a crashed one, so a `begin` takes it over and the request
+//! enqueues again (invariant 2: a retry after a failed or crashed send re-enqueues); the
+//! processors' effect claims keep each effect once (invariant 4).
 //!
 //! A record is created with a conditional write that succeeds when no live record exists
 //! (`is_live`): expiry is checked by the condition itself, since TTL deletion lags by
 //! up to 48 h. Records live exactly one [`ReplayWindow`] (`NPHOOKS_REPLAY_WINDOW_HOURS`,
 //! default 7 days), the same as the effect claims, passed by the caller of each write.
-//! [`DeliveryLedger::look_up`] reads a record back for an operator's replay.
+//! The envelope is stored deflated ([`stored`]); [`DeliveryLedger::look_up`] reads a
+//! record back for an operator's replay, an older record's plain-text envelope too.
 
 mod dynamo;
 mod memory;
+pub mod stored;
 #[cfg(test)]
 mod tests;
 
@@ -34,15 +41,18 @@ use crate::window::ReplayWindow;
 /// than the receiver's whole time budget.
 pub const RECEIVE_LEASE_SECS: u64 = 30;
 
-/// Envelopes larger than this are not stored with the record (DynamoDB items hold 400 KB).
+/// Envelopes whose deflated bytes are larger than this are not stored with the record
+/// (DynamoDB items hold 400 KB).
 pub const MAX_STORED_ENVELOPE_BYTES: usize = 350 * 1024;
 
 /// Where a delivery record stands; both adapters store it as [`DeliveryState::as_str`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryState {
-    /// A request owns the delivery and is enqueueing it.
+    /// A request began the delivery: it is enqueueing it, has done so (no later write
+    /// says which), or failed without abandoning it.
     Received,
-    /// Every routed queue holds it.
+    /// Every routed queue holds it: written only by the previous (two-write) version,
+    /// still read as a duplicate until it expires.
     Enqueued,
 }
 
@@ -75,7 +85,7 @@ pub struct UnknownState;
 /// What [`DeliveryLedger::begin`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Begin {
-    /// This request owns the delivery: enqueue it, then `complete`.
+    /// This request owns the delivery: enqueue it (and `abandon` it if a send fails).
     Started,
     /// Already enqueued by an earlier request.
     AlreadyEnqueued { same_payload: bool },
@@ -98,41 +108,38 @@ pub(crate) fn is_live(state: DeliveryState, expires_at: u64, lease_until: u64, n
     expires_at > now && (state == DeliveryState::Enqueued || lease_until > now)
 }
 
-/// The envelope as it is kept with the record: only when it fits the item.
-pub(crate) fn storable(envelope: Option<&str>) -> Option<&str> {
-    envelope.filter(|e| e.len() <= MAX_STORED_ENVELOPE_BYTES)
-}
-
 /// A delivery as the receiver recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDelivery {
-    pub enqueued: bool,
+    pub state: DeliveryState,
     /// The integrations it was enqueued to, by name.
     pub queues: Vec<String>,
     /// The queue message body, when it fitted the item.
     pub envelope: Option<String>,
 }
 
+/// What a request records of its delivery, in `begin`'s one write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewDelivery<'a> {
+    /// SHA-256 of the body ([`crate::delivery::payload_hash`]).
+    pub payload_hash: &'a str,
+    /// The integrations it is routed to.
+    pub queues: &'a [Integration],
+    /// The queue message body, kept for replay when its deflated bytes fit the item.
+    pub envelope: Option<&'a str>,
+}
+
 /// The receiver's port: one record per delivery key.
 pub trait DeliveryLedger: Send + Sync {
-    /// Creates a `received` record, kept for `window`, unless a live one exists.
+    /// Creates a `received` record of `delivery` (its queues and envelope), kept for
+    /// `window`, unless a live one exists. The only write of a delivery that enqueues.
     fn begin(
         &self,
         key: &DeliveryKey,
-        payload_hash: &str,
+        delivery: NewDelivery<'_>,
         now: u64,
         window: ReplayWindow,
     ) -> impl Future<Output = Result<Begin, StoreError>> + Send;
-
-    /// Marks the delivery `enqueued` to `queues`, keeping the envelope (when it fits the
-    /// item size limit) so the delivery can be replayed.
-    fn complete(
-        &self,
-        key: &DeliveryKey,
-        queues: &[Integration],
-        envelope: Option<&str>,
-        now: u64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Removes this request's `received` record after a failed enqueue, so the sender's
     /// retry starts afresh instead of finding it in progress.

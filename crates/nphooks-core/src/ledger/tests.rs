@@ -10,17 +10,26 @@ fn key() -> DeliveryKey {
     DeliveryKey::from_stored("call.ended#c1".into())
 }
 
-async fn begin(ledger: &MemoryLedger, hash: &str, now: u64) -> Begin {
-    ledger.begin(&key(), hash, now, W).await.expect("memory")
+const QUEUES: [Integration; 2] = [Integration::Crm, Integration::Slack];
+
+fn delivery(hash: &str) -> NewDelivery<'_> {
+    NewDelivery {
+        payload_hash: hash,
+        queues: &QUEUES,
+        envelope: Some("{}"),
+    }
 }
 
-async fn enqueued(ledger: &MemoryLedger, hash: &str, now: u64) {
-    assert_eq!(begin(ledger, hash, now).await, Begin::Started);
-    let queues = [Integration::Crm, Integration::Slack];
+async fn begin(ledger: &MemoryLedger, hash: &str, now: u64) -> Begin {
     ledger
-        .complete(&key(), &queues, Some("{}"), now)
+        .begin(&key(), delivery(hash), now, W)
         .await
-        .expect("memory");
+        .expect("memory")
+}
+
+/// A record the previous (two-write) version marked `enqueued`.
+fn enqueued(ledger: &MemoryLedger, hash: &str, now: u64) {
+    ledger.insert_enqueued(&key(), hash, now);
 }
 
 #[test]
@@ -65,9 +74,9 @@ async fn given_a_received_record_past_its_lease_then_a_retry_takes_it_over() {
 }
 
 #[tokio::test]
-async fn given_an_enqueued_record_when_the_sender_retries_then_it_is_a_duplicate() {
+async fn given_an_old_enqueued_record_when_the_sender_retries_then_it_is_a_duplicate() {
     let ledger = MemoryLedger::new();
-    enqueued(&ledger, "h", T).await;
+    enqueued(&ledger, "h", T);
     // WHEN long past the lease (an enqueued record has none), same and other payload
     let same = begin(&ledger, "h", T + 3600).await;
     let other = begin(&ledger, "other", T + 3600).await;
@@ -83,7 +92,7 @@ async fn given_an_enqueued_record_when_the_sender_retries_then_it_is_a_duplicate
 #[tokio::test]
 async fn given_an_enqueued_record_past_the_replay_window_then_it_begins_afresh() {
     let ledger = MemoryLedger::new();
-    enqueued(&ledger, "h", T).await;
+    enqueued(&ledger, "h", T);
     let last = begin(&ledger, "h", T + W.as_secs() - 1).await;
     let expired = begin(&ledger, "h", T + W.as_secs()).await;
     assert_eq!(last, Begin::AlreadyEnqueued { same_payload: true });
@@ -111,20 +120,21 @@ async fn given_another_payload_when_it_abandons_then_the_record_stays() {
 #[tokio::test]
 async fn given_an_enqueued_record_when_abandoned_then_it_stays_enqueued() {
     let ledger = MemoryLedger::new();
-    enqueued(&ledger, "h", T).await;
+    enqueued(&ledger, "h", T);
     ledger.abandon(&key(), "h").await.expect("memory");
     let retry = begin(&ledger, "h", T + 1).await;
     assert_eq!(retry, Begin::AlreadyEnqueued { same_payload: true });
 }
 
 #[tokio::test]
-async fn given_an_enqueued_record_when_looked_up_then_queues_and_envelope_return() {
+async fn given_a_begun_delivery_then_one_write_kept_its_queues_and_envelope() {
     let ledger = MemoryLedger::new();
     assert_eq!(ledger.look_up(&key()).await.expect("memory"), None);
-    enqueued(&ledger, "h", T).await;
+    assert_eq!(begin(&ledger, "h", T).await, Begin::Started);
+    assert_eq!(ledger.operations(), 2, "one read, then one write");
     let stored = ledger.look_up(&key()).await.expect("memory");
     let expected = StoredDelivery {
-        enqueued: true,
+        state: DeliveryState::Received,
         queues: vec!["crm".into(), "slack".into()],
         envelope: Some("{}".into()),
     };
@@ -132,17 +142,28 @@ async fn given_an_enqueued_record_when_looked_up_then_queues_and_envelope_return
 }
 
 #[tokio::test]
-async fn given_an_envelope_over_the_item_limit_when_completed_then_it_is_not_kept() {
+async fn given_a_finished_delivery_past_its_lease_then_a_retry_enqueues_it_again() {
+    // GIVEN a delivery begun (and, unknown to the ledger, enqueued) at T
     let ledger = MemoryLedger::new();
     begin(&ledger, "h", T).await;
-    let big = "x".repeat(MAX_STORED_ENVELOPE_BYTES + 1);
-    let queues = [Integration::Notify];
-    ledger
-        .complete(&key(), &queues, Some(&big), T)
-        .await
-        .expect("memory");
+    // WHEN the sender retries after its answer was lost (5 minutes later)
+    let retry = begin(&ledger, "h", T + 300).await;
+    // THEN the retry owns it and enqueues again (the processors' claims dedupe)
+    assert_eq!(retry, Begin::Started);
+}
+
+#[tokio::test]
+async fn given_an_envelope_over_the_item_limit_when_begun_then_it_is_not_kept() {
+    let ledger = MemoryLedger::new();
+    let big = stored::incompressible(3 * MAX_STORED_ENVELOPE_BYTES);
+    let new = NewDelivery {
+        envelope: Some(&big),
+        ..delivery("h")
+    };
+    ledger.begin(&key(), new, T, W).await.expect("memory");
     let stored = ledger.look_up(&key()).await.expect("memory").expect("kept");
-    assert_eq!((stored.enqueued, stored.envelope), (true, None));
+    assert_eq!(stored.queues.len(), 2);
+    assert_eq!(stored.envelope, None);
 }
 
 #[tokio::test]
@@ -157,38 +178,18 @@ async fn given_two_concurrent_requests_when_both_begin_then_exactly_one_owns_it(
 #[tokio::test]
 async fn given_the_memory_store_then_it_follows_the_delivery_state_machine() {
     let store = MemoryLedger::new();
+    let key = key();
+    let at = |now| store.begin(&key, delivery("h"), now, W);
+    assert_eq!(at(100).await.ok(), Some(Begin::Started));
     assert_eq!(
-        store.begin(&key(), "h", 100, W).await.ok(),
-        Some(Begin::Started)
-    );
-    assert_eq!(
-        store.begin(&key(), "h", 101, W).await.ok(),
+        at(101).await.ok(),
         Some(Begin::InProgress { same_payload: true })
     );
-    // The lease runs out: a retry takes the stale record over.
+    // The lease runs out: a retry takes the record over.
     let stale = 100 + RECEIVE_LEASE_SECS;
-    assert_eq!(
-        store.begin(&key(), "h", stale, W).await.ok(),
-        Some(Begin::Started)
-    );
-    store
-        .complete(&key(), &[Integration::Crm], Some("{}"), stale)
-        .await
-        .expect("memory");
-    assert_eq!(
-        store.begin(&key(), "other", stale + 1, W).await.ok(),
-        Some(Begin::AlreadyEnqueued {
-            same_payload: false
-        })
-    );
+    assert_eq!(at(stale).await.ok(), Some(Begin::Started));
     let expired = stale + W.as_secs();
-    assert_eq!(
-        store.begin(&key(), "h", expired, W).await.ok(),
-        Some(Begin::Started)
-    );
-    store.abandon(&key(), "h").await.expect("memory");
-    assert_eq!(
-        store.begin(&key(), "h", expired, W).await.ok(),
-        Some(Begin::Started)
-    );
+    assert_eq!(at(expired).await.ok(), Some(Begin::Started));
+    store.abandon(&key, "h").await.expect("memory");
+    assert_eq!(at(expired).await.ok(), Some(Begin::Started));
 }

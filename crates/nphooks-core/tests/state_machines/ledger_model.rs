@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use nphooks_core::delivery::DeliveryKey;
-use nphooks_core::ledger::{Begin, DeliveryLedger, RECEIVE_LEASE_SECS, StoredDelivery};
+use nphooks_core::ledger::{
+    Begin, DeliveryLedger, DeliveryState, NewDelivery, RECEIVE_LEASE_SECS, StoredDelivery,
+};
 use nphooks_core::routing::Integration;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -14,15 +16,15 @@ use super::{KEYS, T, WORKERS, advance, window};
 /// What one receiver request (a worker) or the clock does next.
 #[derive(Debug, Clone)]
 pub enum Op {
-    /// A request for delivery `key` with body `hash` begins; a request the worker was
-    /// still handling is dropped (its Lambda died).
+    /// A request for delivery `key` with body `hash` begins, writing its queues and
+    /// envelope; a request the worker was still handling is dropped (its Lambda died).
     Begin {
         worker: usize,
         key: usize,
         hash: usize,
     },
-    /// The worker's request enqueued everything: `complete`, sent twice (a retried write).
-    Complete {
+    /// The worker's request enqueued everything and answered: no write.
+    Finish {
         worker: usize,
     },
     /// The worker's request failed a send: `abandon`.
@@ -41,7 +43,7 @@ pub fn ops(steps: usize) -> impl Strategy<Value = Vec<Op>> {
     let op = prop_oneof![
         4 => (0..WORKERS, 0..KEYS, 0..2usize)
             .prop_map(|(worker, key, hash)| Op::Begin { worker, key, hash }),
-        2 => (0..WORKERS).prop_map(|worker| Op::Complete { worker }),
+        2 => (0..WORKERS).prop_map(|worker| Op::Finish { worker }),
         1 => (0..WORKERS).prop_map(|worker| Op::Abandon { worker }),
         1 => (0..KEYS, 0..2usize).prop_map(|(key, hash)| Op::StrayAbandon { key, hash }),
         3 => advance().prop_map(Op::Advance),
@@ -52,7 +54,6 @@ pub fn ops(steps: usize) -> impl Strategy<Value = Vec<Op>> {
 /// One delivery record, as the module's table describes it.
 #[derive(Debug, Clone)]
 struct Record {
-    enqueued: bool,
     hash: usize,
     lease_until: u64,
     expires_at: u64,
@@ -66,46 +67,30 @@ struct Model {
 }
 
 impl Model {
-    fn begin(&mut self, key: usize, hash: usize, now: u64) -> Begin {
+    /// A live record (unexpired, leased) blocks; any other is replaced by this request's.
+    fn begin(&mut self, key: usize, hash: usize, worker: usize, now: u64) -> Begin {
         if let Some(old) = self.records.get(&key)
             && now < old.expires_at
+            && now < old.lease_until
         {
             let same_payload = old.hash == hash;
-            if old.enqueued {
-                return Begin::AlreadyEnqueued { same_payload };
-            }
-            if now < old.lease_until {
-                return Begin::InProgress { same_payload };
-            }
+            return Begin::InProgress { same_payload };
         }
+        let (queues, envelope) = sent_by(worker);
         let record = Record {
-            enqueued: false,
             hash,
             lease_until: now + RECEIVE_LEASE_SECS,
             expires_at: now + window().as_secs(),
-            queues: Vec::new(),
-            envelope: None,
+            queues: queues.iter().map(|q| q.to_string()).collect(),
+            envelope,
         };
         self.records.insert(key, record);
         Begin::Started
     }
 
-    fn complete(&mut self, key: usize, queues: &[Integration], envelope: Option<&str>) {
-        if let Some(record) = self.records.get_mut(&key) {
-            record.enqueued = true;
-            record.queues = queues.iter().map(|q| q.to_string()).collect();
-            if let Some(envelope) = envelope {
-                record.envelope = Some(envelope.to_owned());
-            }
-        }
-    }
-
     /// Whether the record was removed.
     fn abandon(&mut self, key: usize, hash: usize) -> bool {
-        let mine = self
-            .records
-            .get(&key)
-            .is_some_and(|r| !r.enqueued && r.hash == hash);
+        let mine = self.records.get(&key).is_some_and(|r| r.hash == hash);
         if mine {
             self.records.remove(&key);
         }
@@ -114,7 +99,7 @@ impl Model {
 
     fn look_up(&self, key: usize) -> Option<StoredDelivery> {
         self.records.get(&key).map(|r| StoredDelivery {
-            enqueued: r.enqueued,
+            state: DeliveryState::Received,
             queues: r.queues.clone(),
             envelope: r.envelope.clone(),
         })
@@ -129,7 +114,7 @@ fn hash(h: usize) -> String {
     format!("sha256-{h}")
 }
 
-/// What each worker enqueues to: its own routes and envelope.
+/// What each worker enqueues to: its own routes and envelope (worker 2 has none).
 fn sent_by(worker: usize) -> (Vec<Integration>, Option<String>) {
     let queues = Integration::ALL[..=worker % Integration::ALL.len()].to_vec();
     let envelope = (worker != 2).then(|| format!("{{\"v\":1,\"worker\":{worker}}}"));
@@ -158,21 +143,23 @@ pub async fn run<L: DeliveryLedger>(
                 hash: h,
             } => {
                 let (key_h, hash_h) = (delivery(prefix, key), hash(h));
-                let answer = store(ledger.begin(&key_h, &hash_h, now, window()).await)?;
-                prop_assert_eq!(answer, model.begin(key, h, now), "step {}: {:?}", step, op);
+                let (queues, envelope) = sent_by(worker);
+                let new = NewDelivery {
+                    payload_hash: &hash_h,
+                    queues: &queues,
+                    envelope: envelope.as_deref(),
+                };
+                let answer = store(ledger.begin(&key_h, new, now, window()).await)?;
+                let expected = model.begin(key, h, worker, now);
+                prop_assert_eq!(answer, expected, "step {}: {:?}", step, op);
                 if answer == Begin::Started {
                     requests.hold(worker, key, h, now + RECEIVE_LEASE_SECS);
                 }
             }
-            Op::Complete { worker } => {
-                if let Some(request) = requests.settle(worker, now) {
-                    let (queues, envelope) = sent_by(worker);
-                    let key = delivery(prefix, request.key);
-                    for _ in 0..2 {
-                        let done = ledger.complete(&key, &queues, envelope.as_deref(), now);
-                        store(done.await)?;
-                    }
-                    model.complete(request.key, &queues, envelope.as_deref());
+            Op::Finish { worker } => {
+                // Nothing written: the record stays as begun, its lease running out.
+                if let Some(hold) = requests.live(worker, now) {
+                    requests.drop_hold(worker, hold.key);
                 }
             }
             Op::Abandon { worker } => {

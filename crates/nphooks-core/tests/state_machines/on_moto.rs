@@ -118,3 +118,75 @@ async fn given_a_forgotten_claim_when_its_run_completes_then_nothing_is_stored()
     claims.fail(&run, "permanent", t + 1).await.expect("moto");
     assert_eq!(probe.state_of(&run.key).await, None);
 }
+
+#[tokio::test]
+async fn given_a_record_of_the_two_write_version_then_it_is_a_duplicate_and_replays() {
+    use nphooks_core::delivery::DeliveryKey;
+    use nphooks_core::ledger::{Begin, DeliveryLedger, DeliveryState, NewDelivery};
+    let (client, name) = moto_table("legacy").await;
+    let (t, window) = (super::T, super::window());
+    // GIVEN an `enqueued` record with a plain-text envelope, as the previous code wrote it
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    let n = |v: u64| AttributeValue::N(v.to_string());
+    let old = client
+        .put_item()
+        .table_name(&name)
+        .item(table::KEY, s("call.ended#legacy"))
+        .item(table::STATE, s("enqueued"))
+        .item(table::PAYLOAD_HASH, s("sha256-1"))
+        .item(table::EXPIRES_AT, n(window.expires_at(t)))
+        .item(table::QUEUES, AttributeValue::L(vec![s("crm")]))
+        .item(table::ENVELOPE, s(r#"{"v":1}"#));
+    old.send().await.expect("moto");
+    let ledger = DynamoLedger::new(client.clone(), &name);
+    let key = DeliveryKey::from_stored("call.ended#legacy".into());
+    // WHEN the sender retries an hour later, and an operator looks the delivery up
+    let new = NewDelivery {
+        payload_hash: "sha256-1",
+        queues: &[],
+        envelope: None,
+    };
+    let retry = ledger.begin(&key, new, t + 3600, window).await;
+    let stored = ledger.look_up(&key).await.expect("moto").expect("kept");
+    // THEN it is a duplicate, and its envelope reads back
+    assert_eq!(
+        retry.expect("moto"),
+        Begin::AlreadyEnqueued { same_payload: true }
+    );
+    assert_eq!(stored.state, DeliveryState::Enqueued);
+    assert_eq!(stored.envelope.as_deref(), Some(r#"{"v":1}"#));
+}
+
+#[tokio::test]
+async fn given_a_begun_delivery_then_its_envelope_is_one_deflated_binary_attribute() {
+    use nphooks_core::delivery::DeliveryKey;
+    use nphooks_core::ledger::{DeliveryLedger, NewDelivery};
+    use nphooks_core::routing::Integration;
+    let (client, name) = moto_table("deflated").await;
+    let ledger = DynamoLedger::new(client.clone(), &name);
+    let key = DeliveryKey::from_stored("call.ended#deflated".into());
+    let envelope = format!(r#"{{"v":1,"transcript":"{}"}}"#, "thank you ".repeat(500));
+    // WHEN a delivery begins with a 5 KB envelope
+    let new = NewDelivery {
+        payload_hash: "sha256-1",
+        queues: &[Integration::Crm, Integration::Email],
+        envelope: Some(&envelope),
+    };
+    let (t, window) = (super::T, super::window());
+    ledger.begin(&key, new, t, window).await.expect("moto");
+    // THEN the item holds it as bytes, much smaller, and look_up inflates it
+    let item = client
+        .get_item()
+        .table_name(&name)
+        .key(table::KEY, AttributeValue::S(key.as_str().to_owned()))
+        .send()
+        .await
+        .expect("moto")
+        .item
+        .expect("written");
+    let bytes = item[table::ENVELOPE].as_b().expect("binary").as_ref().len();
+    assert!(bytes < envelope.len() / 4, "{bytes} of {}", envelope.len());
+    let stored = ledger.look_up(&key).await.expect("moto").expect("kept");
+    assert_eq!(stored.envelope.as_deref(), Some(envelope.as_str()));
+    assert_eq!(stored.queues, ["crm", "email"]);
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use nphooks_core::claims::{Claim, DynamoClaims, EffectClaim, EffectClaims, MemoryClaims};
 use nphooks_core::delivery::DeliveryKey;
-use nphooks_core::ledger::{Begin, DeliveryLedger, DynamoLedger, MemoryLedger};
+use nphooks_core::ledger::{Begin, DeliveryLedger, DynamoLedger, MemoryLedger, NewDelivery};
 use nphooks_core::routing::Integration;
 use tokio::sync::Barrier;
 
@@ -65,9 +65,12 @@ async fn race_begins<L: DeliveryLedger + 'static>(ledger: Arc<L>) -> Vec<Vec<Beg
     race(|round, _| {
         let ledger = ledger.clone();
         async move {
-            let begun = ledger
-                .begin(&delivery(round), "sha256-1", T, window())
-                .await;
+            let new = NewDelivery {
+                payload_hash: "sha256-1",
+                queues: &[Integration::Crm],
+                envelope: Some("{}"),
+            };
+            let begun = ledger.begin(&delivery(round), new, T, window()).await;
             begun.expect("the store answers")
         }
     })

@@ -14,9 +14,8 @@ use nphooks_core::QueueError;
 use nphooks_core::claims::{Claim, ClaimKey, EffectClaim, EffectClaims};
 use nphooks_core::delivery::DeliveryKey;
 use nphooks_core::envelope::QueueMessage;
-use nphooks_core::ledger::{Begin, DeliveryLedger, StoredDelivery};
+use nphooks_core::ledger::{Begin, DeliveryLedger, NewDelivery, StoredDelivery};
 use nphooks_core::queue::Queue;
-use nphooks_core::routing::Integration;
 use nphooks_core::store_error::StoreError;
 use nphooks_core::window::ReplayWindow;
 
@@ -43,22 +42,11 @@ impl<L: DeliveryLedger> DeliveryLedger for ChaosLedger<L> {
     async fn begin(
         &self,
         key: &DeliveryKey,
-        payload_hash: &str,
+        delivery: NewDelivery<'_>,
         now: u64,
         window: ReplayWindow,
     ) -> Result<Begin, StoreError> {
-        let call = self.inner.begin(key, payload_hash, now, window);
-        around(&self.plan, Port::Store, call, store_error).await
-    }
-
-    async fn complete(
-        &self,
-        key: &DeliveryKey,
-        queues: &[Integration],
-        envelope: Option<&str>,
-        now: u64,
-    ) -> Result<(), StoreError> {
-        let call = self.inner.complete(key, queues, envelope, now);
+        let call = self.inner.begin(key, delivery, now, window);
         around(&self.plan, Port::Store, call, store_error).await
     }
 
