@@ -45,6 +45,8 @@ enum Command {
     },
     /// The seeded chaos soak on in-memory adapters: N deliveries at fault rate p, one summary line; non-zero exit on loss or doubling.
     Soak(nphooks_cli::soak::SoakArgs),
+    /// Count every AWS request of N demo deliveries on moto (AWS_ENDPOINT_URL) and print the bill per million deliveries.
+    Bill(nphooks_cli::bill::BillArgs),
     /// Re-run a delivery's integrations from its stored envelope (completed ones only with --force).
     Replay {
         delivery_key: String,
@@ -95,6 +97,7 @@ async fn main() -> ExitCode {
             command: DlqCommand::Redrive { integration },
         } => commands::dlq_redrive(integration).await,
         Command::Soak(args) => nphooks_cli::soak::soak(&args),
+        Command::Bill(args) => nphooks_cli::bill::bill(&args).await,
         Command::Replay {
             delivery_key,
             integration,

@@ -15,6 +15,7 @@
 
 pub mod matrix;
 mod schedule;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
@@ -31,6 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::Moto;
 use schedule::Schedule;
+pub use usage::{OpUsage, Usage};
 
 /// How long a stalled call is held before its connection is closed: longer than any
 /// SDK timeout in this repository.
@@ -115,6 +117,7 @@ struct State {
     rules: Vec<Rule>,
     schedule: Option<Schedule>,
     injected: Vec<Injection>,
+    meter: usage::Meter,
 }
 
 /// The proxy, listening on 127.0.0.1 until dropped.
@@ -213,6 +216,11 @@ impl FaultProxy {
         lock(&self.state).injected.clone()
     }
 
+    /// What the calls so far cost, per service and operation ([`usage`]).
+    pub fn usage(&self) -> Usage {
+        lock(&self.state).meter.usage.clone()
+    }
+
     /// How many calls of `operation` reached the proxy (SDK retries included).
     pub fn calls(&self, operation: &str) -> usize {
         lock(&self.state).calls.get(operation).copied().unwrap_or(0)
@@ -291,12 +299,42 @@ async fn serve(
     let fault = choose(&state, &operation);
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map_err(|_| Closed("body"))?.to_bytes();
+    let body = match usage::prepare(&service, &operation, &body) {
+        Some(prepared) => Bytes::from(prepared),
+        None => body,
+    };
+    let mut parts = parts;
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    let call = (service.as_str(), operation.as_str());
+    if fault.is_some() {
+        lock(&state).meter.record(call, &body, None);
+    }
     let forward = || {
         let request = Request::from_parts(parts.clone(), Full::new(body.clone()));
         send(upstream.clone(), request)
     };
     match fault {
-        None => forward().await,
+        None => {
+            let answer = forward().await;
+            let metered = answer
+                .as_ref()
+                .ok()
+                .map(|a| (a.status().as_u16(), a.body()));
+            if let Some((status, full)) = metered {
+                let bytes = full
+                    .clone()
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
+                lock(&state)
+                    .meter
+                    .record(call, &body, Some((status, &bytes)));
+            } else {
+                lock(&state).meter.record(call, &body, None);
+            }
+            answer
+        }
         Some(Fault::Reset) => Err(Closed("reset")),
         Some(Fault::Stall) => {
             tokio::time::sleep(STALL).await;

@@ -150,6 +150,9 @@ async fn given_a_request_when_handled_then_the_response_is_the_answer_to_its_out
     assert_eq!(json(&response)["status"], "accepted");
     assert_eq!(again.status(), StatusCode::CONFLICT);
     assert_eq!(json(&again)["error"], "in_progress");
-    let message = json(&again)["message"].as_str().unwrap_or_default().to_owned();
+    let message = json(&again)["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(message.contains("call.ended#call_handler_1"), "{message}");
 }

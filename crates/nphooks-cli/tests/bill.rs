@@ -1,0 +1,48 @@
+//! `nphooks bill`'s count against moto: the AWS requests of a routed demo delivery,
+//! counted at the endpoint, so that a call added to the happy path fails here.
+
+use std::collections::BTreeMap;
+
+use nphooks_cli::bill::{measure, requests};
+use nphooks_core::routing::Integration;
+
+fn op(service: &str, operation: &str) -> (String, String) {
+    (service.to_owned(), operation.to_owned())
+}
+
+const DDB: &str = "DynamoDB_20120810";
+const SQS: &str = "AmazonSQS";
+
+#[tokio::test]
+async fn given_ten_demo_deliveries_then_each_costs_one_write_four_sends_and_two_writes_a_processor()
+{
+    // GIVEN / WHEN ten demo deliveries through the receiver and the four processors
+    let run = measure(10, None).await.expect("the run");
+    // THEN the receiver made exactly one DynamoDB write and four sends per delivery
+    let receiver = BTreeMap::from([(op(DDB, "PutItem"), 10), (op(SQS, "SendMessage"), 40)]);
+    assert_eq!(requests(&run.receiver.usage), receiver);
+    // AND each processor a claim and a complete per delivery, one receive and one delete
+    // per full batch, and Slack its rate-limit slot
+    for (integration, processor) in &run.processors {
+        let updates = if *integration == Integration::Slack {
+            20
+        } else {
+            10
+        };
+        let expected = BTreeMap::from([
+            (op(DDB, "PutItem"), 10),
+            (op(DDB, "UpdateItem"), updates),
+            (op(SQS, "ReceiveMessage"), 1),
+            (op(SQS, "DeleteMessageBatch"), 1),
+        ]);
+        assert_eq!(requests(&processor.usage), expected, "{integration}");
+    }
+    // AND the demo's record (deflated envelope) fits one write unit: 9 a delivery, and
+    // one more for Slack's slot
+    let units: u64 = std::iter::once(&run.receiver)
+        .chain(run.processors.values())
+        .flat_map(|f| f.usage.values())
+        .map(|u| u.write_units)
+        .sum();
+    assert_eq!(units, 10 * 10);
+}
