@@ -25,7 +25,7 @@ use nphooks_core::queue::SqsQueue;
 use nphooks_core::rate_limit::{DynamoRateLimiter, RateLimit};
 use nphooks_core::routing::Integration;
 use nphooks_processor::{AWS_TIMEOUTS, ProcessorConfig, ProcessorDeps, process_records};
-use nphooks_samples::{Delivery, TEST_API_KEY, TEST_WEBHOOK_SECRET, WEBHOOK_PATH};
+use nphooks_samples::{Delivery, WEBHOOK_PATH};
 use nphooks_testkit::fault_proxy::{FaultProxy, Usage};
 use nphooks_testkit::{Moto, RECEIVER_FUNCTION, function_id};
 use receiver::{Deps, Outcome};
@@ -217,19 +217,8 @@ async fn receive_all(
     transcript_bytes: Option<usize>,
 ) -> anyhow::Result<FunctionRun> {
     let aws = proxy.aws_for(moto, RECEIVER_FUNCTION, RECEIVER_TIMEOUTS);
-    let mut pairs = vec![
-        (
-            "NEXTPHONE_WEBHOOK_SECRETS".to_owned(),
-            TEST_WEBHOOK_SECRET.to_owned(),
-        ),
-        ("NEXTPHONE_API_KEY".to_owned(), TEST_API_KEY.to_owned()),
-        ("IDEMPOTENCY_TABLE".to_owned(), moto.table.clone()),
-        ("NPHOOKS_ALLOW_HTTP".to_owned(), "1".to_owned()),
-    ];
-    for (integration, url) in &moto.queue_urls {
-        pairs.push((integration.queue_url_var().to_owned(), url.clone()));
-    }
-    let config = ReceiverConfig::from_settings(&Settings::from_pairs(pairs))?;
+    let settings = Settings::from_pairs(moto.receiver_settings());
+    let config = ReceiverConfig::from_settings(&settings)?;
     let ledger = DynamoLedger::connect(&aws, &moto.table);
     let deps = Deps::new(config, ledger, SqsQueue::connect(&aws));
     let mut run = FunctionRun::default();
