@@ -138,6 +138,8 @@ def start(upstream_port, listen, counts, certfile=None, keyfile=None, keep_alive
     def run():
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        # Connections of a killed function end mid-read: nothing to report.
+        loop.set_exception_handler(lambda loop, context: None)
 
         async def serve():
             first = await asyncio.start_server(proxy.handle, listen[0], 0, ssl=context)
