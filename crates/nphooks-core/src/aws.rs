@@ -76,3 +76,61 @@ pub async fn with_app_secret(
     ))?;
     settings.with_secret_json(json)
 }
+
+/// A warm-up call that failed (the first request then opens its own connection).
+#[derive(Debug, thiserror::Error)]
+pub enum WarmUpError {
+    #[error("warm-up DescribeTable of table {table} failed: {reason}")]
+    Table { table: String, reason: String },
+    #[error("warm-up GetQueueAttributes of queue {queue_url} failed: {reason}")]
+    Queue { queue_url: String, reason: String },
+}
+
+/// Makes, during Init, the connections (TCP and TLS) a function's first request would
+/// make, and loads what the SDK loads on its first call (credentials, endpoint rules):
+/// one `DescribeTable` of `table` and one `GetQueueAttributes` per queue, all at once (the
+/// receiver's first request sends to its queues at once, one connection each). They go
+/// through `sdk`'s one HTTP client, whose pool the adapters' clients share. Init runs with
+/// more CPU than a 128 MB invocation gets (docs/profile.md). Returns what failed.
+pub async fn warm_up<'a>(
+    sdk: &SdkConfig,
+    table: &str,
+    queue_urls: impl IntoIterator<Item = &'a str>,
+) -> Vec<WarmUpError> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let table_call = async {
+        let sent = dynamodb.describe_table().table_name(table).send().await;
+        sent.err().map(|e| WarmUpError::Table {
+            table: table.to_owned(),
+            reason: aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+        })
+    };
+    let queue_calls = queue_urls.into_iter().map(|queue_url| {
+        let sqs = &sqs;
+        async move {
+            let sent = sqs.get_queue_attributes().queue_url(queue_url).send().await;
+            sent.err().map(|e| WarmUpError::Queue {
+                queue_url: queue_url.to_owned(),
+                reason: aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
+            })
+        }
+    });
+    let (table_failed, queues_failed) =
+        futures::join!(table_call, futures::future::join_all(queue_calls));
+    table_failed
+        .into_iter()
+        .chain(queues_failed.into_iter().flatten())
+        .collect()
+}
+
+/// [`warm_up`], each failure logged as a warning and otherwise ignored.
+pub async fn warm_up_logged<'a>(
+    sdk: &SdkConfig,
+    table: &str,
+    queue_urls: impl IntoIterator<Item = &'a str>,
+) {
+    for error in warm_up(sdk, table, queue_urls).await {
+        tracing::warn!(%error, "warm-up");
+    }
+}

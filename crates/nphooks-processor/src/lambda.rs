@@ -108,9 +108,12 @@ pub async fn run<K: FromSetup>(integration: Integration) -> Result<(), lambda_ru
     run_lambda(startup, sink).await
 }
 
-/// Runs a processor Lambda with the real adapters.
+/// Runs a processor Lambda with the real adapters, their connections opened during Init
+/// (`nphooks_core::aws::warm_up`: the table, and the queue, whose URL is the SQS host's).
 pub async fn run_lambda<K: Sink>(startup: Startup, sink: K) -> Result<(), lambda_runtime::Error> {
     let Startup { aws, config, .. } = startup;
+    let queue = [config.source_queue_url.as_str()];
+    nphooks_core::aws::warm_up_logged(&aws, &config.idempotency_table, queue).await;
     let deps = &ProcessorDeps {
         claims: DynamoClaims::connect(&aws, &config.idempotency_table),
         queue: SqsQueue::connect(&aws),

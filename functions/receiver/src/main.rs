@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use lambda_http::{Error, run, service_fn, tracing};
-use nphooks_core::aws::{Timeouts, load_settings, sdk_config};
+use nphooks_core::aws::{Timeouts, load_settings, sdk_config, warm_up_logged};
 use nphooks_core::config::ReceiverConfig;
 use nphooks_core::ledger::DynamoLedger;
 use nphooks_core::queue::SqsQueue;
@@ -14,7 +14,9 @@ const AWS_TIMEOUTS: Timeouts = Timeouts {
     operation: Duration::from_millis(1500),
 };
 
-#[tokio::main]
+/// One thread: a Lambda handles one request at a time, and a second worker only adds
+/// wake-ups between threads to every AWS call (docs/profile.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let aws = sdk_config(AWS_TIMEOUTS).await;
@@ -23,6 +25,9 @@ async fn main() -> Result<(), Error> {
         tracing::error!(%error, "configuration refused");
         error.to_string()
     })?;
+    // The connections the first request would open, opened during Init (docs/profile.md).
+    let queues = config.queue_urls.values().map(String::as_str);
+    warm_up_logged(&aws, &config.idempotency_table, queues).await;
     let ledger = DynamoLedger::connect(&aws, &config.idempotency_table);
     let deps = &Deps::new(config, ledger, SqsQueue::connect(&aws));
     run(service_fn(move |request| async move {
