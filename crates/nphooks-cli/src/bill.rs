@@ -22,7 +22,7 @@ use nphooks_core::clock::Clock;
 use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::ledger::DynamoLedger;
 use nphooks_core::queue::SqsQueue;
-use nphooks_core::rate_limit::{DynamoRateLimiter, RateLimit};
+use nphooks_core::rate_limit::RateLimit;
 use nphooks_core::routing::Integration;
 use nphooks_processor::{AWS_TIMEOUTS, ProcessorConfig, ProcessorDeps, process_records};
 use nphooks_samples::{Delivery, WEBHOOK_PATH};
@@ -129,7 +129,7 @@ fn transcript(bytes: usize) -> String {
     text
 }
 
-/// Log lines (JSON, INFO, as a Lambda's default subscriber writes them) counted in bytes.
+/// Log lines (JSON, INFO, as the functions write them in Lambda) counted in bytes.
 #[derive(Debug, Clone, Default)]
 struct LogMeter(Arc<AtomicU64>);
 
@@ -148,11 +148,8 @@ impl LogMeter {
     /// Counts what this thread logs while the guard lives.
     fn start(&self) -> tracing::subscriber::DefaultGuard {
         let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || writer.clone())
-            .finish();
+        let info = tracing_subscriber::filter::LevelFilter::INFO;
+        let subscriber = nphooks_core::logging::json_subscriber(move || writer.clone(), info);
         let guard = tracing::subscriber::set_default(subscriber);
         tracing::callsite::rebuild_interest_cache();
         guard
@@ -257,18 +254,19 @@ async fn process_all(
     let url = &moto.queue_urls[&integration];
     let mut config =
         ProcessorConfig::local(integration, &moto.table, url, &moto.dlq_urls[&integration]);
-    // Slack's sink paces itself (1 post/s) through the DynamoDB slot; keep that call, but
-    // with a limit no batch waits for.
+    // Slack's sink paces itself (1 post/s), in memory as template.yaml's
+    // NPHOOKS_MAX_CONCURRENCY has it; with a limit no batch waits for.
     if integration == Integration::Slack {
         config.rate_limit = Some(Some(RateLimit::new(100_000, Duration::from_secs(1))));
     }
     let sink = AnySink::for_integration(integration, &Settings::default(), true, &aws, outbox)?;
+    let bounded = Settings::from_pairs([(nphooks_processor::limiter::MAX_CONCURRENCY_VAR, "2")]);
     let deps = ProcessorDeps {
         config,
         claims: DynamoClaims::connect(&aws, &moto.table),
         queue: SqsQueue::connect(&aws),
         sink,
-        limiter: DynamoRateLimiter::connect(&aws, &moto.table),
+        limiter: nphooks_processor::limiter::limiter(&bounded, &aws, &moto.table)?,
         clock: Clock::system(),
     };
     let sqs = aws_sdk_sqs::Client::new(&aws);

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use nphooks_cli::bill::{measure, requests};
-use nphooks_core::routing::Integration;
 
 fn op(service: &str, operation: &str) -> (String, String) {
     (service.to_owned(), operation.to_owned())
@@ -22,27 +21,21 @@ async fn given_ten_demo_deliveries_then_each_costs_one_write_four_sends_and_two_
     let receiver = BTreeMap::from([(op(DDB, "PutItem"), 10), (op(SQS, "SendMessage"), 40)]);
     assert_eq!(requests(&run.receiver.usage), receiver);
     // AND each processor a claim and a complete per delivery, one receive and one delete
-    // per full batch, and Slack its rate-limit slot
+    // per full batch; Slack's rate limit is held in memory, no slot write
     for (integration, processor) in &run.processors {
-        let updates = if *integration == Integration::Slack {
-            20
-        } else {
-            10
-        };
         let expected = BTreeMap::from([
             (op(DDB, "PutItem"), 10),
-            (op(DDB, "UpdateItem"), updates),
+            (op(DDB, "UpdateItem"), 10),
             (op(SQS, "ReceiveMessage"), 1),
             (op(SQS, "DeleteMessageBatch"), 1),
         ]);
         assert_eq!(requests(&processor.usage), expected, "{integration}");
     }
-    // AND the demo's record (deflated envelope) fits one write unit: 9 a delivery, and
-    // one more for Slack's slot
+    // AND the demo's record (deflated envelope) fits one write unit: 9 a delivery
     let units: u64 = std::iter::once(&run.receiver)
         .chain(run.processors.values())
         .flat_map(|f| f.usage.values())
         .map(|u| u.write_units)
         .sum();
-    assert_eq!(units, 10 * 10);
+    assert_eq!(units, 10 * 9);
 }

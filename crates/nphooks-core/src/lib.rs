@@ -28,6 +28,7 @@ pub mod delivery;
 pub mod envelope;
 mod error;
 pub mod ledger;
+pub mod logging;
 pub mod metrics;
 pub mod queue;
 pub mod rate_limit;

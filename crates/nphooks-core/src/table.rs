@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::store_error::StoreError;
 
@@ -47,6 +47,15 @@ pub const NEXT_SLOT: &str = "next_slot_ms";
 /// One item as DynamoDB returns it.
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
+/// What [`DynamoTable::put_unless_live`] did.
+#[derive(Debug)]
+pub(crate) enum PutOutcome {
+    /// The item was written over the record it replaced, if there was one.
+    Written(Option<Item>),
+    /// A live record is in the way: this one.
+    Blocked(Item),
+}
+
 /// The table in DynamoDB: the conditional writes the delivery ledger and the effect
 /// claims are made of.
 #[derive(Debug, Clone)]
@@ -71,14 +80,15 @@ impl DynamoTable {
     /// Writes `item` unless a live record holds its key. A record is not live when it is
     /// absent, expired (`expires_at` checked by the condition itself: TTL deletion lags),
     /// in `leased_state` with its lease over, or in `reclaimable_state`. On a conflict the
-    /// record in the way is returned (`ALL_OLD`, no second read).
+    /// record in the way is returned, and on success the record replaced, if any (both
+    /// `ALL_OLD`: no second read, and AWS charges no capacity for return values).
     pub async fn put_unless_live(
         &self,
         item: Item,
         leased_state: &str,
         reclaimable_state: Option<&str>,
         now: u64,
-    ) -> Result<Option<Item>, StoreError> {
+    ) -> Result<PutOutcome, StoreError> {
         let mut condition = String::from(
             "attribute_not_exists(#pk) OR #expires <= :now OR (#state = :leased AND #lease <= :now)",
         );
@@ -93,16 +103,17 @@ impl DynamoTable {
             .expression_attribute_names("#lease", LEASE_UNTIL)
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":leased", s(leased_state))
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         if let Some(state) = reclaimable_state {
             condition.push_str(" OR #state = :reclaimable");
             request = request.expression_attribute_values(":reclaimable", s(state));
         }
         match request.condition_expression(condition).send().await {
-            Ok(_) => Ok(None),
+            Ok(put) => Ok(PutOutcome::Written(put.attributes)),
             Err(err) => match err.into_service_error() {
                 PutItemError::ConditionalCheckFailedException(failed) => {
-                    Ok(Some(failed.item().cloned().unwrap_or_default()))
+                    Ok(PutOutcome::Blocked(failed.item.unwrap_or_default()))
                 }
                 other if other.code() == Some("ValidationException") => {
                     Err(StoreError::rejected(&self.name, DisplayErrorContext(other)))

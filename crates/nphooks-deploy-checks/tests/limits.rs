@@ -164,3 +164,40 @@ async fn given_ses_transport_then_the_email_processor_sends_as_the_email_functio
             .is_empty()
     );
 }
+
+#[test]
+fn given_a_bounded_event_source_then_the_function_knows_its_bound() {
+    // GIVEN the template, as deployed with its defaults
+    let template = template();
+    let evaluator = nphooks_deploy_checks::Evaluator::new(&template, &[]);
+    let mut bounded = 0;
+    for (name, function) in nphooks_deploy_checks::functions(&template) {
+        let sources = function["Properties"]["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten();
+        for (_, source) in sources {
+            let Some(bound) = source["Properties"]["ScalingConfig"]["MaximumConcurrency"].as_u64()
+            else {
+                continue;
+            };
+            bounded += 1;
+            // THEN the instances' share of the rate limit is computed for that bound
+            let env = evaluator.environment(function);
+            let var = nphooks_processor::limiter::MAX_CONCURRENCY_VAR;
+            assert_eq!(
+                env.get(var).map(String::as_str),
+                Some(bound.to_string().as_str()),
+                "{name}: {var} is not its event source's MaximumConcurrency"
+            );
+            let settings = Settings::from_pairs(vec![(var, env[var].clone())]);
+            let read = nphooks_processor::limiter::max_concurrency(&settings);
+            assert_eq!(
+                read.ok(),
+                Some(Some(u32::try_from(bound).expect("u32"))),
+                "{name}"
+            );
+        }
+    }
+    assert_eq!(bounded, 4, "the four processors' sources are bounded");
+}

@@ -7,7 +7,6 @@ use nphooks_core::claims::DynamoClaims;
 use nphooks_core::clock::Clock;
 use nphooks_core::config::Settings;
 use nphooks_core::queue::SqsQueue;
-use nphooks_core::rate_limit::DynamoRateLimiter;
 use nphooks_core::routing::Integration;
 
 use crate::config::ProcessorConfig;
@@ -102,7 +101,7 @@ pub trait FromSetup: Sink + Sized {
 /// A processor Lambda's whole `main`: logging, [`Startup::load`], the sink built once,
 /// then [`run_lambda`].
 pub async fn run<K: FromSetup>(integration: Integration) -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    nphooks_core::logging::init();
     let startup = Startup::load(integration).await?;
     let sink = K::from_setup(&startup.sink_setup(K::DEFAULT_TIMEOUT))?;
     run_lambda(startup, sink).await
@@ -111,13 +110,18 @@ pub async fn run<K: FromSetup>(integration: Integration) -> Result<(), lambda_ru
 /// Runs a processor Lambda with the real adapters, their connections opened during Init
 /// (`nphooks_core::aws::warm_up`: the table, and the queue, whose URL is the SQS host's).
 pub async fn run_lambda<K: Sink>(startup: Startup, sink: K) -> Result<(), lambda_runtime::Error> {
-    let Startup { aws, config, .. } = startup;
+    let Startup {
+        aws,
+        config,
+        settings,
+    } = startup;
+    let limiter = crate::limiter::limiter(&settings, &aws, &config.idempotency_table)?;
     let queue = [config.source_queue_url.as_str()];
     nphooks_core::aws::warm_up_logged(&aws, &config.idempotency_table, queue).await;
     let deps = &ProcessorDeps {
         claims: DynamoClaims::connect(&aws, &config.idempotency_table),
         queue: SqsQueue::connect(&aws),
-        limiter: DynamoRateLimiter::connect(&aws, &config.idempotency_table),
+        limiter,
         clock: Clock::system(),
         config,
         sink,

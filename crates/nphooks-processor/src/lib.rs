@@ -12,6 +12,7 @@ mod error;
 pub mod failure;
 pub mod http;
 mod lambda;
+pub mod limiter;
 pub mod retry;
 mod runtime;
 mod settle;

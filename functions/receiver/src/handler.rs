@@ -231,6 +231,11 @@ async fn dedupe<L: DeliveryLedger, Q>(
         .await
     {
         Ok(Begin::Started) => Ok(Record::Kept { hash }),
+        // Past the lease: enqueued again; a different body under the key is counted.
+        Ok(Begin::TookOver { same_payload }) => {
+            conflict(same_payload);
+            Ok(Record::Kept { hash })
+        }
         Ok(Begin::AlreadyEnqueued { same_payload }) => {
             conflict(same_payload);
             Err(Stop::Answer(Outcome::Duplicate { key: key.clone() }))

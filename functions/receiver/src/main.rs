@@ -18,7 +18,7 @@ const AWS_TIMEOUTS: Timeouts = Timeouts {
 /// wake-ups between threads to every AWS call (docs/profile.md).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    nphooks_core::logging::init();
     let aws = sdk_config(AWS_TIMEOUTS).await;
     let config = ReceiverConfig::from_settings(&load_settings(&aws).await?).map_err(|error| {
         // Shown as text (not Debug) in the function's log: it names the variable to fix.

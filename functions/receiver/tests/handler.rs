@@ -80,6 +80,29 @@ async fn given_a_demo_request_twice_then_accepted_into_every_queue_then_in_progr
 }
 
 #[tokio::test]
+async fn given_another_body_past_the_lease_then_it_takes_over_and_is_counted() {
+    // GIVEN a delivery accepted, its 30 s lease over
+    let clock = Clock::manual(SystemTime::now());
+    let deps = memory_deps().with_clock(clock.clone());
+    let first = receive(&deps, &invoked(signed(DEMO))).await;
+    assert!(matches!(first, Ok(Outcome::Accepted { .. })), "{first:?}");
+    clock.advance(Duration::from_secs(60));
+    let conflicts = || {
+        let counter = &deps.metrics.payload_conflicts;
+        counter.load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // WHEN the same key comes with another body, then that body again
+    let altered = DEMO.replace("demo_request", "quote_request");
+    let other = receive(&deps, &invoked(signed(&altered))).await;
+    clock.advance(Duration::from_secs(60));
+    let again = receive(&deps, &invoked(signed(&altered))).await;
+    // THEN both are enqueued, and only the change of body is counted
+    assert!(matches!(other, Ok(Outcome::Accepted { .. })), "{other:?}");
+    assert!(matches!(again, Ok(Outcome::Accepted { .. })), "{again:?}");
+    assert_eq!(conflicts(), 1);
+}
+
+#[tokio::test]
 async fn given_an_unknown_event_when_received_then_it_is_ignored_without_a_key() {
     let deps = memory_deps();
     let body = r#"{"event":"call.teleported","data":{"call_id":"c"}}"#;

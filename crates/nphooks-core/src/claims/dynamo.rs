@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use super::{Claim, ClaimKey, ClaimState, EffectClaim, EffectClaims};
 use crate::store_error::StoreError;
-use crate::table::{self, DynamoTable, n, s, text_of};
+use crate::table::{self, DynamoTable, PutOutcome, n, s, text_of};
 use crate::window::ReplayWindow;
 
 /// Effect claims in the DynamoDB table.
@@ -48,8 +48,8 @@ impl EffectClaims for DynamoClaims {
             .put_unless_live(item, in_progress, failed, now)
             .await?;
         Ok(match old {
-            None => Claim::Claimed,
-            Some(old) => {
+            PutOutcome::Written(_) => Claim::Claimed,
+            PutOutcome::Blocked(old) => {
                 Claim::blocked_by(text_of(&old, table::STATE).and_then(|t| t.parse().ok()))
             }
         })

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::delivery::DeliveryKey;
 use crate::store_error::StoreError;
-use crate::table::{self, DynamoTable, n, s, text_of};
+use crate::table::{self, DynamoTable, PutOutcome, n, s, text_of};
 use crate::window::ReplayWindow;
 
 /// Delivery records in the DynamoDB table.
@@ -54,16 +54,26 @@ impl DeliveryLedger for DynamoLedger {
             let bytes = AttributeValue::B(Blob::new(packed));
             item.insert(table::ENVELOPE.to_owned(), bytes);
         }
-        let Some(old) = self
+        let same_payload =
+            |old: &table::Item| text_of(old, table::PAYLOAD_HASH) == Some(delivery.payload_hash);
+        match self
             .table
             .put_unless_live(item, received, None, now)
             .await?
-        else {
-            return Ok(Begin::Started);
-        };
-        let state = text_of(&old, table::STATE).and_then(|t| t.parse().ok());
-        let same_payload = text_of(&old, table::PAYLOAD_HASH) == Some(delivery.payload_hash);
-        Ok(Begin::blocked_by(state, same_payload))
+        {
+            PutOutcome::Written(replaced) => {
+                let replaced = replaced.and_then(|old| {
+                    let state = text_of(&old, table::STATE)?.parse().ok()?;
+                    let expires_at = text_of(&old, table::EXPIRES_AT)?.parse().ok()?;
+                    Some((state, expires_at, same_payload(&old)))
+                });
+                Ok(Begin::replacing(replaced, now))
+            }
+            PutOutcome::Blocked(old) => {
+                let state = text_of(&old, table::STATE).and_then(|t| t.parse().ok());
+                Ok(Begin::blocked_by(state, same_payload(&old)))
+            }
+        }
     }
 
     async fn abandon(&self, key: &DeliveryKey, payload_hash: &str) -> Result<(), StoreError> {

@@ -72,6 +72,10 @@ impl DeliveryLedger for MemoryLedger {
             let same_payload = old.payload_hash == delivery.payload_hash;
             return Ok(Begin::blocked_by(Some(old.state), same_payload));
         }
+        let replaced = records.get(key.as_str()).map(|old| {
+            let same_payload = old.payload_hash == delivery.payload_hash;
+            (old.state, old.expires_at, same_payload)
+        });
         let record = Record {
             state: DeliveryState::Received,
             payload_hash: delivery.payload_hash.to_owned(),
@@ -86,7 +90,7 @@ impl DeliveryLedger for MemoryLedger {
             envelope: delivery.envelope.and_then(stored::pack),
         };
         records.insert(key.as_str().to_owned(), record);
-        Ok(Begin::Started)
+        Ok(Begin::replacing(replaced, now))
     }
 
     async fn abandon(&self, key: &DeliveryKey, payload_hash: &str) -> Result<(), StoreError> {

@@ -3,7 +3,8 @@
 //!
 //! | from | event | to | who |
 //! |---|---|---|---|
-//! | (none), expired, or `received` with its lease over | [`DeliveryLedger::begin`] | `received` (lease [`RECEIVE_LEASE_SECS`], queues, envelope) | the receiver, before enqueueing |
+//! | (none) or expired | [`DeliveryLedger::begin`] | `received` (lease [`RECEIVE_LEASE_SECS`], queues, envelope): [`Begin::Started`] | the receiver, before enqueueing |
+//! | `received` with its lease over | `begin` | `received`, new lease: [`Begin::TookOver`] (and whether the payload was the same) | a retry past the lease |
 //! | `received` (live) | `begin` | unchanged: [`Begin::InProgress`] (409) | a concurrent request, or a retry within the lease |
 //! | `enqueued` (not expired; written by the previous two-write version) | `begin` | unchanged: [`Begin::AlreadyEnqueued`] (duplicate) | the sender's retry |
 //! | `received`, same payload | [`DeliveryLedger::abandon`] | (none) | the receiver, after a send failed |
@@ -87,6 +88,10 @@ pub struct UnknownState;
 pub enum Begin {
     /// This request owns the delivery: enqueue it (and `abandon` it if a send fails).
     Started,
+    /// As [`Begin::Started`], over a `received` record whose lease was over (learnt from
+    /// the same write's old item: no extra write unit); `same_payload` says whether that
+    /// record held the same body.
+    TookOver { same_payload: bool },
     /// Already enqueued by an earlier request.
     AlreadyEnqueued { same_payload: bool },
     /// Another request is enqueueing it right now.
@@ -94,6 +99,22 @@ pub enum Begin {
 }
 
 impl Begin {
+    /// What `begin` answers when its write replaced `old` (`None`: nothing live was there):
+    /// a `received` record not yet expired was taken over.
+    pub(crate) fn replacing(old: Option<(DeliveryState, u64, bool)>, now: u64) -> Self {
+        match old {
+            Some((DeliveryState::Received, expires_at, same_payload)) if expires_at > now => {
+                Begin::TookOver { same_payload }
+            }
+            _ => Begin::Started,
+        }
+    }
+
+    /// Whether this request owns the delivery (it enqueues it).
+    pub fn owns(self) -> bool {
+        matches!(self, Begin::Started | Begin::TookOver { .. })
+    }
+
     /// What `begin` answers when a live record in `state` is in the way.
     pub(crate) fn blocked_by(state: Option<DeliveryState>, same_payload: bool) -> Self {
         match state {

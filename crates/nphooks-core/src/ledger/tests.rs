@@ -67,7 +67,7 @@ async fn given_a_received_record_past_its_lease_then_a_retry_takes_it_over() {
     let ledger = MemoryLedger::new();
     begin(&ledger, "h", T).await;
     let retry = begin(&ledger, "h", T + RECEIVE_LEASE_SECS).await;
-    assert_eq!(retry, Begin::Started);
+    assert_eq!(retry, Begin::TookOver { same_payload: true });
     // THEN the new lease runs from the takeover
     let next = begin(&ledger, "h", T + RECEIVE_LEASE_SECS + 1).await;
     assert_eq!(next, Begin::InProgress { same_payload: true });
@@ -149,7 +149,24 @@ async fn given_a_finished_delivery_past_its_lease_then_a_retry_enqueues_it_again
     // WHEN the sender retries after its answer was lost (5 minutes later)
     let retry = begin(&ledger, "h", T + 300).await;
     // THEN the retry owns it and enqueues again (the processors' claims dedupe)
-    assert_eq!(retry, Begin::Started);
+    assert_eq!(retry, Begin::TookOver { same_payload: true });
+}
+
+#[tokio::test]
+async fn given_a_different_body_past_the_lease_then_the_takeover_says_so() {
+    // GIVEN a delivery begun at T
+    let ledger = MemoryLedger::new();
+    begin(&ledger, "h", T).await;
+    // WHEN another body under the same key arrives past the lease
+    let other = begin(&ledger, "other", T + RECEIVE_LEASE_SECS).await;
+    // THEN it owns the delivery, and the conflict is known (no extra write)
+    assert!(other.owns());
+    assert_eq!(
+        other,
+        Begin::TookOver {
+            same_payload: false
+        }
+    );
 }
 
 #[tokio::test]
@@ -187,7 +204,8 @@ async fn given_the_memory_store_then_it_follows_the_delivery_state_machine() {
     );
     // The lease runs out: a retry takes the record over.
     let stale = 100 + RECEIVE_LEASE_SECS;
-    assert_eq!(at(stale).await.ok(), Some(Begin::Started));
+    let took_over = Begin::TookOver { same_payload: true };
+    assert_eq!(at(stale).await.ok(), Some(took_over));
     let expired = stale + W.as_secs();
     assert_eq!(at(expired).await.ok(), Some(Begin::Started));
     store.abandon(&key, "h").await.expect("memory");

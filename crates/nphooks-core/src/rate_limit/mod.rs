@@ -4,12 +4,14 @@
 //! whose slot lies in the future is deferred to that slot, never failed.
 
 mod dynamo;
+mod instance;
 mod memory;
 
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 pub use dynamo::DynamoRateLimiter;
+pub use instance::{INSTANCES, InstanceRateLimiter, ProcessRateLimiter};
 pub use memory::MemoryRateLimiter;
 
 use crate::ConfigError;

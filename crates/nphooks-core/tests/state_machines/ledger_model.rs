@@ -76,6 +76,13 @@ impl Model {
             let same_payload = old.hash == hash;
             return Begin::InProgress { same_payload };
         }
+        // A record past its lease but not expired is taken over; the old payload is known.
+        let answer = match self.records.get(&key) {
+            Some(old) if now < old.expires_at => Begin::TookOver {
+                same_payload: old.hash == hash,
+            },
+            _ => Begin::Started,
+        };
         let (queues, envelope) = sent_by(worker);
         let record = Record {
             hash,
@@ -85,7 +92,7 @@ impl Model {
             envelope,
         };
         self.records.insert(key, record);
-        Begin::Started
+        answer
     }
 
     /// Whether the record was removed.
@@ -152,7 +159,7 @@ pub async fn run<L: DeliveryLedger>(
                 let answer = store(ledger.begin(&key_h, new, now, window()).await)?;
                 let expected = model.begin(key, h, worker, now);
                 prop_assert_eq!(answer, expected, "step {}: {:?}", step, op);
-                if answer == Begin::Started {
+                if answer.owns() {
                     requests.hold(worker, key, h, now + RECEIVE_LEASE_SECS);
                 }
             }
