@@ -1,6 +1,7 @@
 //! The `nphooks` command: `main.rs` parses arguments, [`commands`] runs them.
 #![allow(clippy::print_stdout)]
 
+pub mod bench;
 pub mod body;
 pub mod commands;
 mod event_source;

@@ -45,6 +45,8 @@ enum Command {
     },
     /// The seeded chaos soak on in-memory adapters: N deliveries at fault rate p, one summary line; non-zero exit on loss or doubling.
     Soak(nphooks_cli::soak::SoakArgs),
+    /// The whole pipeline in one process under load: N signed webhooks over C connections, throughput and POST→last-effect latency; non-zero exit if an effect is missing or doubled.
+    Bench(nphooks_cli::bench::BenchArgs),
     /// Re-run a delivery's integrations from its stored envelope (completed ones only with --force).
     Replay {
         delivery_key: String,
@@ -95,6 +97,7 @@ async fn main() -> ExitCode {
             command: DlqCommand::Redrive { integration },
         } => commands::dlq_redrive(integration).await,
         Command::Soak(args) => nphooks_cli::soak::soak(&args),
+        Command::Bench(args) => nphooks_cli::bench::bench(&args).await,
         Command::Replay {
             delivery_key,
             integration,
