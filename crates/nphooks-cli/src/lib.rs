@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout)]
 
 pub mod bill;
+pub mod bench;
 pub mod body;
 pub mod commands;
 mod event_source;

@@ -47,6 +47,8 @@ enum Command {
     Soak(nphooks_cli::soak::SoakArgs),
     /// Count every AWS request of N demo deliveries on moto (AWS_ENDPOINT_URL) and print the bill per million deliveries.
     Bill(nphooks_cli::bill::BillArgs),
+    /// The whole pipeline in one process under load: N signed webhooks over C connections, throughput and POST→last-effect latency; non-zero exit if an effect is missing or doubled.
+    Bench(nphooks_cli::bench::BenchArgs),
     /// Re-run a delivery's integrations from its stored envelope (completed ones only with --force).
     Replay {
         delivery_key: String,
@@ -98,6 +100,7 @@ async fn main() -> ExitCode {
         } => commands::dlq_redrive(integration).await,
         Command::Soak(args) => nphooks_cli::soak::soak(&args),
         Command::Bill(args) => nphooks_cli::bill::bill(&args).await,
+        Command::Bench(args) => nphooks_cli::bench::bench(&args).await,
         Command::Replay {
             delivery_key,
             integration,

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
-use aws_lambda_events::event::sqs::SqsMessage;
+use aws_lambda_events::event::sqs::{SqsMessage, SqsMessageAttribute};
 use nphooks_core::queue::MemoryQueue;
 
 pub use nphooks_core::queue::MAX_RECEIVE_COUNT;
@@ -36,26 +36,27 @@ pub fn record(
     queue_url: &str,
     attributes: &[(String, String)],
 ) -> SqsMessage {
-    let message_attributes: serde_json::Map<String, serde_json::Value> = attributes
-        .iter()
-        .map(|(name, value)| {
-            (
-                name.clone(),
-                serde_json::json!({"stringValue": value, "dataType": "String"}),
-            )
-        })
-        .collect();
-    serde_json::from_value(serde_json::json!({
-        "messageId": message_id,
-        "receiptHandle": receipt_handle,
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": receive_count.to_string()},
-        "messageAttributes": message_attributes,
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_url,
-    }))
-    .expect("a valid SQS record")
+    let mut record = SqsMessage::default();
+    record.message_id = Some(message_id.to_owned());
+    record.receipt_handle = Some(receipt_handle.to_owned());
+    record.body = Some(body.to_owned());
+    record.attributes.insert(
+        "ApproximateReceiveCount".to_owned(),
+        receive_count.to_string(),
+    );
+    for (name, value) in attributes {
+        let mut attribute = SqsMessageAttribute::default();
+        attribute.string_value = Some(value.clone());
+        attribute.data_type = Some("String".to_owned());
+        record.message_attributes.insert(name.clone(), attribute);
+    }
+    record.event_source = Some("aws:sqs".to_owned());
+    record.event_source_arn = Some(queue_url.to_owned());
+    record
 }
+
+/// How long an offline receive waits for a message, as `SqsSource` long-polls.
+const MEMORY_WAIT: Duration = Duration::from_secs(1);
 
 /// Offline: the core's in-memory queues, which already behave like SQS.
 impl QueueSource for MemoryQueue {
@@ -65,7 +66,9 @@ impl QueueSource for MemoryQueue {
         max: usize,
         visibility: Duration,
     ) -> anyhow::Result<Vec<SqsMessage>> {
-        Ok(MemoryQueue::receive(self, queue_url, max, visibility)
+        Ok(self
+            .receive_wait(queue_url, max, visibility, MEMORY_WAIT)
+            .await
             .into_iter()
             .map(|m| {
                 record(

@@ -14,16 +14,13 @@ use std::time::{Duration, Instant};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use nphooks_core::claims::{DynamoClaims, EffectClaims, MemoryClaims};
-use nphooks_core::clock::Clock;
 use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::ledger::{DeliveryLedger, DynamoLedger, MemoryLedger};
 use nphooks_core::queue::{MemoryQueue, Queue, SqsQueue};
-use nphooks_core::rate_limit::MemoryRateLimiter;
 use nphooks_core::routing::Integration;
-use nphooks_processor::{ProcessorConfig, ProcessorDeps};
 use nphooks_samples::TEST_WEBHOOK_SECRET;
 
-use crate::event_source::event_source;
+use crate::event_source::Pipeline;
 use crate::http_server;
 use crate::progress::{Tracker, line};
 use crate::queues::{QueueSource, SqsSource};
@@ -65,6 +62,8 @@ pub struct ServeOptions {
     pub batch_size: usize,
     /// How long each processor invocation may run.
     pub invocation_timeout: Duration,
+    /// Concurrent batches per integration (the event source's concurrency).
+    pub pollers: usize,
 }
 
 impl Default for ServeOptions {
@@ -76,6 +75,7 @@ impl Default for ServeOptions {
             visibility: Duration::from_secs(10),
             batch_size: 10,
             invocation_timeout: Duration::from_secs(30),
+            pollers: 1,
         }
     }
 }
@@ -165,15 +165,7 @@ pub async fn start(settings: Settings, options: &ServeOptions) -> anyhow::Result
         )
     } else {
         let receiver = ReceiverConfig::from_settings(&settings)?;
-        let dlqs: BTreeMap<Integration, String> = Integration::ALL
-            .into_iter()
-            .map(|i| (i, format!("local://{}", dlq_name(i))))
-            .collect();
-        let redrive = receiver
-            .queue_urls
-            .iter()
-            .map(|(integration, url)| (url.clone(), dlqs[integration].clone()));
-        let queues = Arc::new(MemoryQueue::with_redrive(redrive));
+        let (queues, dlqs) = memory_queues(&receiver);
         launch(
             listener,
             addr,
@@ -191,6 +183,21 @@ pub async fn start(settings: Settings, options: &ServeOptions) -> anyhow::Result
             options,
         )
     }
+}
+
+/// Offline queues: each integration's queue redriving to its DLQ `local://<prefix>-<x>-dlq`.
+pub(crate) fn memory_queues(
+    receiver: &ReceiverConfig,
+) -> (Arc<MemoryQueue>, BTreeMap<Integration, String>) {
+    let dlqs: BTreeMap<Integration, String> = Integration::ALL
+        .into_iter()
+        .map(|i| (i, format!("local://{}", dlq_name(i))))
+        .collect();
+    let redrive = receiver
+        .queue_urls
+        .iter()
+        .map(|(integration, url)| (url.clone(), dlqs[integration].clone()));
+    (Arc::new(MemoryQueue::with_redrive(redrive)), dlqs)
 }
 
 /// `<X>_QUEUE_URL` when set, else the URL of the queue `init-local` names `nphooks-<x>`.
@@ -248,43 +255,26 @@ where
     Q: Queue + 'static,
     Src: QueueSource + 'static,
 {
-    let mut tasks = Vec::new();
     let mut previews = Vec::new();
-    // One process holds every destination's rate limit for all its processors.
-    let limiter = Arc::new(MemoryRateLimiter::new());
-    for integration in Integration::ALL {
-        let Some(source_queue_url) = receiver_config.queue_urls.get(&integration).cloned() else {
-            continue;
-        };
+    let mut sinks = Vec::new();
+    for integration in receiver_config.queue_urls.keys().copied() {
         let sink =
             AnySink::for_integration(integration, &settings, allow_http, aws_config, &outbox)?;
         if sink.is_preview() {
             previews.push(integration);
         }
-        let deps = Arc::new(ProcessorDeps {
-            config: ProcessorConfig {
-                allow_http,
-                replay_window: receiver_config.replay_window,
-                ..ProcessorConfig::local(
-                    integration,
-                    &receiver_config.idempotency_table,
-                    &source_queue_url,
-                    &dlqs[&integration],
-                )
-            },
-            claims: claims.clone(),
-            queue: queue.clone(),
-            sink,
-            limiter: limiter.clone(),
-            clock: Clock::system(),
-        });
-        tasks.push(tokio::spawn(event_source(
-            deps,
-            source.clone(),
-            tracker.clone(),
-            options.clone(),
-        )));
+        sinks.push((integration, sink));
     }
+    let pipeline = Pipeline {
+        receiver_config: &receiver_config,
+        claims,
+        queue: queue.clone(),
+        source,
+        dlqs: &dlqs,
+        allow_http,
+        options,
+    };
+    let mut tasks = pipeline.spawn_processors(sinks, tracker.clone());
 
     let deps = Arc::new(receiver::Deps::new(receiver_config, ledger, queue));
     let server_tracker = tracker.clone();
@@ -302,6 +292,22 @@ where
     })
 }
 
+/// The receiver's handler on one request: its result, and the HTTP answer.
+pub(crate) async fn respond<L: DeliveryLedger, Q: Queue>(
+    deps: &receiver::Deps<L, Arc<Q>>,
+    request: http_server::FullRequest,
+) -> (
+    Result<receiver::Outcome, receiver::ReceiverError>,
+    hyper::Response<Full<Bytes>>,
+) {
+    let (parts, body) = request.into_parts();
+    let request = lambda_http::Request::from_parts(parts, lambda_http::Body::Binary(body.to_vec()));
+    let result = receiver::receive(deps, &request).await;
+    let (parts, body) = receiver::answer(&result).into_parts();
+    let bytes = Bytes::copy_from_slice(body.as_ref());
+    (result, hyper::Response::from_parts(parts, Full::new(bytes)))
+}
+
 /// One webhook through the receiver's own handler.
 async fn webhook<L: DeliveryLedger, Q: Queue>(
     deps: &receiver::Deps<L, Arc<Q>>,
@@ -309,11 +315,7 @@ async fn webhook<L: DeliveryLedger, Q: Queue>(
     request: http_server::FullRequest,
 ) -> hyper::Response<Full<Bytes>> {
     let started = Instant::now();
-    let (parts, body) = request.into_parts();
-    let request = lambda_http::Request::from_parts(parts, lambda_http::Body::Binary(body.to_vec()));
-    let result = receiver::receive(deps, &request).await;
-    let (parts, body) = receiver::answer(&result).into_parts();
-    let bytes = Bytes::copy_from_slice(body.as_ref());
+    let (result, response) = respond(deps, request).await;
     let elapsed = started.elapsed().as_millis();
     match &result {
         Ok(receiver::Outcome::Accepted { key, queues, .. }) => {
@@ -338,9 +340,9 @@ async fn webhook<L: DeliveryLedger, Q: Queue>(
         )),
         Err(error) => line(format!(
             "← {} {}: {error} ({elapsed} ms)",
-            parts.status.as_u16(),
+            response.status().as_u16(),
             error.code(),
         )),
     }
-    hyper::Response::from_parts(parts, Full::new(bytes))
+    response
 }
