@@ -2,9 +2,12 @@
 //! one seed ([`plan`]), fault-injecting wrappers of every port ([`ports`], [`sink`]),
 //! crash points (a handler dropped at a port call, [`plan::unless_crashed`]), SQS's
 //! event-source semantics on virtual time ([`sqs`]), a simulated NextPhone ([`sender`]),
-//! and the driver that runs them and checks the ledger ([`soak`], [`report`]).
+//! and the driver that runs them and checks the ledger ([`soak`], [`report`]); the same
+//! soak on the real adapters against moto, behind the fault proxy ([`moto`]).
 //! The wrappers can run deliberately broken, to show the soak catches a removed guard.
 
+pub mod moto;
+pub mod moto_sqs;
 pub mod plan;
 pub mod ports;
 pub mod report;
@@ -14,6 +17,7 @@ pub mod sink;
 pub mod soak;
 pub mod sqs;
 
+pub use moto::run_on_moto;
 pub use report::{SoakError, SoakReport};
 pub use soak::{BrokenGuard, SoakConfig, run, run_blocking};
 

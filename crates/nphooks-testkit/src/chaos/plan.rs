@@ -2,7 +2,9 @@
 //! the real service returns / a lost answer (the call succeeded, the caller sees an
 //! error) / extra latency / a stall past the caller's timeout / a crash (the Lambda
 //! killed before or after the call). Latency and stalls are tokio sleeps on a paused
-//! runtime, mirrored onto the soak's [`Clock`], so they cost no wall time.
+//! runtime, mirrored onto the soak's [`Clock`], so they cost no wall time; on a real-time
+//! runtime (the moto soak, [`FaultPlan::scaled`]) they are real sleeps `scale` times
+//! shorter, and the driver moves the clock.
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -22,6 +24,10 @@ pub enum Port {
     Queue,
     /// An integration's destination.
     Sink,
+    /// The rate limiter's slot items (DynamoDB).
+    Limiter,
+    /// The app secret a function reads at cold start (Secrets Manager).
+    Secret,
 }
 
 /// What one call suffers.
@@ -65,8 +71,9 @@ impl ErrorKind {
     }
 }
 
-/// Counted fault classes, in the summary's order.
-pub const CLASSES: [&str; 9] = [
+/// Counted fault classes, in the summary's order; the last five count by port (the
+/// limiter's and the secret read's faults are also in their class).
+pub const CLASSES: [&str; 14] = [
     "error",
     "rejected",
     "lost_answer",
@@ -76,6 +83,11 @@ pub const CLASSES: [&str; 9] = [
     "sink_transient",
     "sink_permanent",
     "sink_rate_limited",
+    "mail_4xx",
+    "mail_5xx",
+    "mail_timeout",
+    "rate_limiter",
+    "secret_cold_start",
 ];
 
 #[derive(Debug)]
@@ -92,6 +104,8 @@ pub struct FaultPlan {
     draws: Mutex<Draws>,
     crashed: AtomicBool,
     clock: Clock,
+    /// `Some(k)`: real time, k× slower than the clock (the driver moves the clock).
+    scale: Option<u32>,
     /// The clock's and tokio's time when the current invocation started.
     origin: Mutex<(SystemTime, tokio::time::Instant)>,
 }
@@ -112,7 +126,18 @@ impl FaultPlan {
             }),
             crashed: AtomicBool::new(false),
             clock,
+            scale: None,
             origin: Mutex::new(origin),
+        }
+    }
+
+    /// A plan on a real-time runtime whose clock runs `scale` times faster than wall
+    /// time: its sleeps are `scale` times shorter, and it draws no crash (the moto
+    /// driver drops handlers itself).
+    pub fn scaled(seed: u64, rate: f64, scale: u32, clock: Clock) -> Self {
+        FaultPlan {
+            scale: Some(scale.max(1)),
+            ..Self::new(seed, rate, false, clock)
         }
     }
 
@@ -143,6 +168,14 @@ impl FaultPlan {
         if !(port == Port::Sink && fault == Fault::Error) {
             draws.counts[class] += 1;
         }
+        let by_port = match port {
+            Port::Limiter => Some(CLASSES.len() - 2),
+            Port::Secret => Some(CLASSES.len() - 1),
+            _ => None,
+        };
+        if let Some(i) = by_port {
+            draws.counts[i] += 1;
+        }
         fault
     }
 
@@ -150,7 +183,7 @@ impl FaultPlan {
     pub fn error_kind(&self, port: Port) -> ErrorKind {
         let mut draws = super::lock(&self.draws);
         let kinds = match port {
-            Port::Store => 5,
+            Port::Store | Port::Limiter => 5,
             _ => 4,
         };
         match draws.rng.below(kinds) {
@@ -195,15 +228,19 @@ impl FaultPlan {
         self.crashed.load(Ordering::SeqCst)
     }
 
-    /// Moves the clock to where the invocation's tokio time has got to.
+    /// Moves the clock to where the invocation's tokio time has got to (paused time only).
     pub fn sync(&self) {
+        if self.scale.is_some() {
+            return;
+        }
         let (at, started) = *super::lock(&self.origin);
         self.clock.advance_to(at + started.elapsed());
     }
 
-    /// Waits `by` on the paused tokio clock, then moves the soak's clock with it.
+    /// Waits `by` on the paused tokio clock, then moves the soak's clock with it; in
+    /// real time, waits `by / scale`.
     pub async fn sleep(&self, by: Duration) {
-        tokio::time::sleep(by).await;
+        tokio::time::sleep(by / self.scale.unwrap_or(1)).await;
         self.sync();
     }
 

@@ -1,4 +1,5 @@
-//! Fault-injecting wrappers around the ports: each call goes through the [`FaultPlan`],
+//! Fault-injecting wrappers around the ports (ledger, claims, queue, rate limiter, and
+//! the secret read at a cold start, [`Instance`]): each call goes through the [`FaultPlan`],
 //! and each injected error is the one the real adapter returns for that class
 //! (`StoreError::Unavailable` for throttling, 5xx, timeouts and resets,
 //! `StoreError::Rejected` for a `ValidationException`, `QueueError` for SQS).
@@ -8,7 +9,7 @@
 //! hides a failed send (so the receiver answers 2xx before every send succeeded).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use nphooks_core::QueueError;
 use nphooks_core::claims::{Claim, ClaimKey, EffectClaim, EffectClaims};
@@ -16,10 +17,11 @@ use nphooks_core::delivery::DeliveryKey;
 use nphooks_core::envelope::QueueMessage;
 use nphooks_core::ledger::{Begin, DeliveryLedger, NewDelivery, StoredDelivery};
 use nphooks_core::queue::Queue;
+use nphooks_core::rate_limit::{RateLimit, RateLimiter};
 use nphooks_core::store_error::StoreError;
 use nphooks_core::window::ReplayWindow;
 
-use super::plan::{ErrorKind, FaultPlan, Port, around};
+use super::plan::{ErrorKind, Fault, FaultPlan, Port, around};
 use super::sink::EffectLog;
 
 const TABLE: &str = "soak-idempotency";
@@ -146,5 +148,63 @@ impl<Q: Queue> Queue for ChaosQueue<Q> {
         };
         let sent = around(&self.plan, Port::Queue, call, error).await;
         if self.hide_failures { Ok(()) } else { sent }
+    }
+}
+
+/// The rate limiter under the fault plan (its errors are the store's: the processor
+/// then sends unpaced, as it does when DynamoDB fails it).
+#[derive(Debug)]
+pub struct ChaosLimiter<L> {
+    pub inner: L,
+    pub plan: Arc<FaultPlan>,
+}
+
+impl<L: RateLimiter> RateLimiter for ChaosLimiter<L> {
+    async fn reserve(
+        &self,
+        destination: &str,
+        limit: RateLimit,
+        cost: u32,
+        now: SystemTime,
+    ) -> Result<SystemTime, StoreError> {
+        let call = self.inner.reserve(destination, limit, cost, now);
+        around(&self.plan, Port::Limiter, call, store_error).await
+    }
+}
+
+/// A function's instance and its cold start: the first invocation of a new instance (one
+/// in [`RECYCLE`], and every one after a crash) reads the app secret first; when that read
+/// fails, the invocation fails before the handler runs (API Gateway answers 502, a
+/// batch goes back to its queue) and the next one starts cold again.
+#[derive(Debug, Default)]
+pub struct Instance {
+    warm: bool,
+}
+
+/// One invocation in this many lands on a new instance.
+pub const RECYCLE: u64 = 50;
+
+impl Instance {
+    /// Whether the instance is up for the next invocation (reading the secret if cold).
+    pub async fn start(&mut self, plan: &FaultPlan) -> bool {
+        if plan.below(RECYCLE) == 0 {
+            self.warm = false;
+        }
+        if !self.warm {
+            self.warm = match plan.draw(Port::Secret) {
+                Fault::None => true,
+                Fault::Latency(by) => {
+                    plan.sleep(by).await;
+                    true
+                }
+                _ => false,
+            };
+        }
+        self.warm
+    }
+
+    /// The instance died with its invocation.
+    pub fn crashed(&mut self) {
+        self.warm = false;
     }
 }

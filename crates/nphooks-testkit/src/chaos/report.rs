@@ -14,7 +14,6 @@ use std::time::Duration;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::routing::Integration;
 
-use super::plan::FaultPlan;
 use super::sender::NextPhone;
 use super::sink::{EffectLog, Tallies};
 use super::soak::SoakConfig;
@@ -23,6 +22,8 @@ use super::sqs::DeadLetter;
 /// What the driver counted while running.
 #[derive(Debug, Default, Clone)]
 pub struct Counters {
+    /// Which adapters ran: `memory` or `moto`.
+    pub adapters: &'static str,
     pub requests: u64,
     pub invocations: u64,
     pub receiver_crashes: u64,
@@ -71,13 +72,13 @@ fn reason_class(letter: &DeadLetter) -> String {
 }
 
 impl SoakReport {
-    /// Checks the ledger of a finished run.
+    /// Checks the ledger of a finished run (on any adapters): `faults` injected by class.
     pub fn check(
         config: &SoakConfig,
         sender: &NextPhone,
         log: &EffectLog,
         dead: &[(Integration, Vec<DeadLetter>)],
-        plan: &FaultPlan,
+        faults: Vec<(&'static str, u64)>,
         counters: Counters,
     ) -> Self {
         let mut report = SoakReport {
@@ -85,7 +86,7 @@ impl SoakReport {
             deliveries: config.deliveries,
             fault_rate: config.fault_rate,
             accepted: 0,
-            faults: plan.counts(),
+            faults,
             counters,
             sender_retries: sender.retries,
             sender_duplicates: sender.duplicates,
@@ -181,11 +182,12 @@ impl SoakReport {
         let mut line = String::new();
         let _ = write!(
             line,
-            "soak seed={} deliveries={} fault_rate={} accepted={} requests={} invocations={} \
+            "soak adapters={} seed={} deliveries={} fault_rate={} accepted={} requests={} invocations={} \
              faults={faults} [{}] crashes={} (receiver {}, processor {}) sender_retries={} \
              sender_duplicates={} lost_answers={} effects={} dlq={} [{}] gave_up={} [{}] \
              orphaned={} lost={} doubled={} ambiguous_resends={} absorbed_by_idempotency_key={} \
              virtual={:.1}h wall={:.1}s",
+            c.adapters,
             self.seed,
             self.deliveries,
             self.fault_rate,

@@ -18,7 +18,7 @@ use super::lock;
 use nphooks_core::claims::ClaimKey;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::routing::Integration;
-use nphooks_processor::{Delivered, FailureReason, Sink, SinkError, StatusCode};
+use nphooks_processor::{Delivered, FailureReason, Sink, SinkError, SmtpCode, StatusCode};
 
 use super::plan::{Fault, FaultPlan, Port, STALL};
 
@@ -121,8 +121,11 @@ impl RecordingSink {
     }
 
     /// One error of a class a real sink returns: mostly transient, some 429s, a few
-    /// permanent (those end in the DLQ).
+    /// permanent (those end in the DLQ); the email sink's are its mailer's.
     fn error(&self) -> SinkError {
+        if self.integration == Integration::Email {
+            return self.mail_error();
+        }
         let roll = self.plan.below(100);
         let pick = |list: &[FailureReason]| list[self.plan.below(list.len() as u64) as usize];
         if roll < 15 {
@@ -137,6 +140,50 @@ impl RecordingSink {
         } else {
             self.plan.count("sink_permanent");
             SinkError::permanent(pick(&PERMANENT))
+        }
+    }
+}
+
+/// SMTP reply codes a mail server defers (4xx) or rejects (5xx) with.
+const SMTP_4XX: [u16; 4] = [421, 450, 451, 452];
+const SMTP_5XX: [u16; 5] = [550, 551, 552, 553, 554];
+
+impl RecordingSink {
+    /// An error as the email sink's mailer returns it (`functions/email/src/mailer.rs`):
+    /// SMTP 4xx deferred (transient), 5xx rejected (permanent), a timeout or a refused
+    /// connection (transient); SES throttled, 5xx (transient), or 4xx (permanent).
+    fn mail_error(&self) -> SinkError {
+        let code = |codes: &[u16]| {
+            let code = codes[self.plan.below(codes.len() as u64) as usize];
+            SmtpCode::new(code).unwrap_or_else(|| unreachable!("{code} is an SMTP code"))
+        };
+        match self.plan.below(100) {
+            0..40 => {
+                self.plan.count("mail_4xx");
+                SinkError::transient(FailureReason::MailDeferred).with_smtp_code(code(&SMTP_4XX))
+            }
+            40..55 => {
+                self.plan.count("mail_5xx");
+                SinkError::permanent(FailureReason::MailRejected).with_smtp_code(code(&SMTP_5XX))
+            }
+            55..75 => {
+                self.plan.count("mail_timeout");
+                SinkError::transient(FailureReason::Timeout)
+            }
+            75..85 => {
+                self.plan.count("sink_transient");
+                SinkError::transient(FailureReason::ConnectFailed)
+            }
+            85..92 => {
+                self.plan.count("sink_rate_limited");
+                SinkError::transient(FailureReason::RateLimited)
+                    .with_status(StatusCode::TOO_MANY_REQUESTS)
+            }
+            _ => {
+                self.plan.count("sink_transient");
+                SinkError::transient(FailureReason::ServerError)
+                    .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ use nphooks_core::claims::MemoryClaims;
 use nphooks_core::clock::{Clock, from_epoch_millis};
 use nphooks_core::config::ReceiverConfig;
 use nphooks_core::ledger::MemoryLedger;
-use nphooks_core::rate_limit::MemoryRateLimiter;
+use nphooks_core::rate_limit::{MemoryRateLimiter, RateLimit};
 use nphooks_core::routing::{Integration, RoutingTable};
 use nphooks_core::secret::Secret;
 use nphooks_core::signature::WebhookAuth;
@@ -19,7 +19,7 @@ use nphooks_processor::{ProcessorConfig, ProcessorDeps, process_records};
 use nphooks_samples::{TEST_API_KEY, TEST_WEBHOOK_SECRET};
 
 use super::plan::{FaultPlan, unless_crashed};
-use super::ports::{ChaosClaims, ChaosLedger, ChaosQueue};
+use super::ports::{ChaosClaims, ChaosLedger, ChaosLimiter, ChaosQueue, Instance};
 use super::report::{Counters, SoakError, SoakReport};
 use super::sender::NextPhone;
 use super::sink::{EffectLog, RecordingSink};
@@ -47,7 +47,7 @@ pub enum BrokenGuard {
     AnswerBeforeSent,
 }
 
-const INTEGRATIONS: [Integration; 4] = [
+pub(crate) const INTEGRATIONS: [Integration; 4] = [
     Integration::Crm,
     Integration::Email,
     Integration::Slack,
@@ -63,7 +63,14 @@ const SPACING: Duration = Duration::from_millis(100);
 const MAX_VIRTUAL: Duration = Duration::from_secs(14 * 24 * 3600);
 
 type Claims = Arc<ChaosClaims<MemoryClaims>>;
-type Processor = ProcessorDeps<Claims, ChaosQueue<Arc<SimQueue>>, RecordingSink, MemoryRateLimiter>;
+type Processor = ProcessorDeps<
+    Claims,
+    ChaosQueue<Arc<SimQueue>>,
+    RecordingSink,
+    ChaosLimiter<MemoryRateLimiter>,
+>;
+/// Each destination's rate limit: it binds when retries bunch up.
+const RATE_LIMIT: RateLimit = RateLimit::new(10, Duration::from_secs(1));
 type Receiver = receiver::Deps<ChaosLedger<MemoryLedger>, ChaosQueue<Arc<SimQueue>>>;
 
 fn queue_url(integration: Integration) -> String {
@@ -115,7 +122,7 @@ pub async fn run(config: SoakConfig) -> Result<SoakReport, SoakError> {
         .iter()
         .map(|&integration| ProcessorDeps {
             config: ProcessorConfig {
-                rate_limit: Some(None),
+                rate_limit: Some(Some(RATE_LIMIT)),
                 ..ProcessorConfig::local(
                     integration,
                     "soak",
@@ -130,7 +137,10 @@ pub async fn run(config: SoakConfig) -> Result<SoakReport, SoakError> {
                 plan: plan.clone(),
                 log: log.clone(),
             },
-            limiter: MemoryRateLimiter::new(),
+            limiter: ChaosLimiter {
+                inner: MemoryRateLimiter::new(),
+                plan: plan.clone(),
+            },
             clock: clock.clone(),
         })
         .collect();
@@ -142,7 +152,12 @@ pub async fn run(config: SoakConfig) -> Result<SoakReport, SoakError> {
         start_ms,
         SPACING,
     );
-    let mut counters = Counters::default();
+    let mut receiver_instance = Instance::default();
+    let mut instances: Vec<Instance> = INTEGRATIONS.map(|_| Instance::default()).into();
+    let mut counters = Counters {
+        adapters: "memory",
+        ..Counters::default()
+    };
     loop {
         let next = processors
             .iter()
@@ -161,30 +176,43 @@ pub async fn run(config: SoakConfig) -> Result<SoakReport, SoakError> {
         }
         while let Some((webhook, attempt)) = sender.pop_due(clock.epoch_millis()) {
             plan.begin_invocation();
+            counters.requests += 1;
+            if !receiver_instance.start(&plan).await {
+                // The cold start could not read the secret: API Gateway answers 502.
+                plan.sync();
+                sender.answered(webhook, attempt, Some(502), clock.epoch_millis());
+                continue;
+            }
             let request = sender.request(webhook);
             let result = unless_crashed(&plan, receiver::receive(&receiver, &request)).await;
             plan.sync();
-            counters.requests += 1;
             let status = result.map(|r| receiver::status(&r).as_u16());
             if status.is_none() {
                 counters.receiver_crashes += 1;
+                receiver_instance.crashed();
             }
             sender.answered(webhook, attempt, status, clock.epoch_millis());
         }
-        for processor in &processors {
+        for (processor, instance) in processors.iter().zip(&mut instances) {
             let url = &processor.config.source_queue_url;
             let batch = sqs.receive(url, BATCH_SIZE, VISIBILITY);
             if batch.is_empty() {
                 continue;
             }
             plan.begin_invocation();
+            counters.invocations += 1;
+            if !instance.start(&plan).await {
+                // The batch goes back to the queue after its visibility timeout.
+                plan.sync();
+                continue;
+            }
             let deadline = SystemTime::now() + LAMBDA_TIMEOUT;
             let run = process_records(processor, &batch, deadline);
             let outcomes = unless_crashed(&plan, run).await;
             plan.sync();
-            counters.invocations += 1;
             let Some(outcomes) = outcomes else {
                 counters.processor_crashes += 1;
+                instance.crashed();
                 continue;
             };
             for (record, outcome) in batch.iter().zip(outcomes) {
@@ -197,7 +225,7 @@ pub async fn run(config: SoakConfig) -> Result<SoakReport, SoakError> {
     counters.virtual_time = clock.now().duration_since(start).unwrap_or_default();
     counters.wall_time = wall.elapsed();
     let dead = INTEGRATIONS.map(|i| (i, sqs.dead_letters(&dlq_url(i))));
-    let report = SoakReport::check(&config, &sender, &log, &dead, &plan, counters);
+    let report = SoakReport::check(&config, &sender, &log, &dead, plan.counts(), counters);
     if report.violations.is_empty() {
         Ok(report)
     } else {
@@ -211,20 +239,6 @@ fn receiver_deps(
     queue: ChaosQueue<Arc<SimQueue>>,
     clock: &Clock,
 ) -> Receiver {
-    let receiver_config = ReceiverConfig {
-        auth: WebhookAuth::new(
-            vec![Secret::new(TEST_WEBHOOK_SECRET)],
-            Some(&Secret::new(TEST_API_KEY)),
-        ),
-        idempotency_table: "soak".to_owned(),
-        queue_urls: INTEGRATIONS
-            .map(|i| (i, queue_url(i)))
-            .into_iter()
-            .collect(),
-        routes: RoutingTable::default_table(),
-        max_body_bytes: 1024 * 1024,
-        replay_window: ReplayWindow::default(),
-    };
     let ledger = ChaosLedger {
         inner: MemoryLedger::new(),
         plan: plan.clone(),
@@ -233,5 +247,24 @@ fn receiver_deps(
         hide_failures: config.broken == Some(BrokenGuard::AnswerBeforeSent),
         ..queue
     };
-    receiver::Deps::new(receiver_config, ledger, queue).with_clock(clock.clone())
+    let urls = INTEGRATIONS.map(|i| (i, queue_url(i)));
+    receiver::Deps::new(receiver_config(urls), ledger, queue).with_clock(clock.clone())
+}
+
+/// The receiver's configuration in a soak: the test secret and API key, the default
+/// routes, these queues.
+pub(crate) fn receiver_config(
+    queue_urls: impl IntoIterator<Item = (Integration, String)>,
+) -> ReceiverConfig {
+    ReceiverConfig {
+        auth: WebhookAuth::new(
+            vec![Secret::new(TEST_WEBHOOK_SECRET)],
+            Some(&Secret::new(TEST_API_KEY)),
+        ),
+        idempotency_table: "soak".to_owned(),
+        queue_urls: queue_urls.into_iter().collect(),
+        routes: RoutingTable::default_table(),
+        max_body_bytes: 1024 * 1024,
+        replay_window: ReplayWindow::default(),
+    }
 }
