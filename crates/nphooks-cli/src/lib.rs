@@ -1,8 +1,8 @@
 //! The `nphooks` command: `main.rs` parses arguments, [`commands`] runs them.
 #![allow(clippy::print_stdout)]
 
-pub mod bill;
 pub mod bench;
+pub mod bill;
 pub mod body;
 pub mod commands;
 mod event_source;
