@@ -64,7 +64,7 @@ impl DeliveryLedger for DynamoLedger {
             PutOutcome::Written(replaced) => {
                 let replaced = replaced.and_then(|old| {
                     let state = text_of(&old, table::STATE)?.parse().ok()?;
-                    let expires_at = text_of(&old, table::EXPIRES_AT)?.parse().ok()?;
+                    let expires_at = old.get(table::EXPIRES_AT)?.as_n().ok()?.parse().ok()?;
                     Some((state, expires_at, same_payload(&old)))
                 });
                 Ok(Begin::replacing(replaced, now))
