@@ -191,7 +191,7 @@ pub fn render(run: &Measured, per_month: u64) -> String {
         &mut cost,
         prices::LOGS_INGESTED_GB,
         log_gb,
-        "code's lines measured + Lambda's 340 B/invocation",
+        "code's lines measured; platform lines off (SystemLogLevel WARN)",
     );
     let _ = writeln!(
         out,
@@ -211,11 +211,17 @@ pub fn footnotes() -> String {
         prices::CHECKED
     );
     for price in prices::ALL {
+        // A price of cents or more per unit (a GB, a secret-month) reads best per unit.
+        let (scale, per) = if price.dollars >= 0.01 {
+            (1.0, "per")
+        } else {
+            (1e6, "per million")
+        };
         let _ = writeln!(
             out,
-            "- {}: ${:.4} per million {} ({})",
+            "- {}: ${:.4} {per} {} ({})",
             price.name,
-            price.dollars * 1e6,
+            price.dollars * scale,
             price.unit,
             price.source
         );
