@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # Made per run: the published test secret is refused outside local mode.
-TEST_SECRET = "whsec_bench_" + uuid.uuid4().hex
+TEST_SECRET = "bench-" + uuid.uuid4().hex  # random per run: no published value
 TEST_API_KEY = "np_bench_" + uuid.uuid4().hex
 TABLE = "nphooks-idempotency"
 QUEUES = {"crm": "CRM", "email": "EMAIL", "slack": "SLACK", "notify": "NOTIFY"}
