@@ -65,8 +65,12 @@ fn function_secret(name: &str, function: &Value) -> String {
 /// Loads a function's whole configuration the way its `main` does; the settings record
 /// which names were read.
 fn load(binary: &str, settings: &Settings) -> Result<(), String> {
+    // What `nphooks_processor::lambda::run_lambda` reads: its config and its limiter's bound.
     let processor = |integration| {
-        ProcessorConfig::from_settings(settings, integration).map_err(|e| e.to_string())
+        ProcessorConfig::from_settings(settings, integration).map_err(|e| e.to_string())?;
+        nphooks_processor::limiter::max_concurrency(settings)
+            .map(drop)
+            .map_err(|e| e.to_string())
     };
     let http = client().expect("http client");
     match binary {
