@@ -24,6 +24,14 @@ TARGETS = {
     "DynamoDB_20120810": "dynamodb",
     "secretsmanager": "secretsmanager",
 }
+# SQS authorizes a batch call by the action of its single form (the SQS Developer Guide,
+# "Amazon SQS batch actions": the same permissions as the single action).
+SQS_BATCH_ACTIONS = {
+    "SendMessageBatch": "SendMessage",
+    "DeleteMessageBatch": "DeleteMessage",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+}
+
 # REST calls (method, path prefix) → IAM action.
 REST = [("POST", "/v2/email/outbound-emails", "ses:SendEmail"),
         ("POST", "/v2/email/identities", "ses:CreateEmailIdentity")]
@@ -139,7 +147,8 @@ def parse_entry(entry, template):
             raise RecordingError(f"unknown X-Amz-Target {target}")
         body = json.loads(body_text or "{}")
         resource, leading = _json_call(service, operation, body, template)
-        return Call(identity, f"{service}:{operation}", resource, leading)
+        action = SQS_BATCH_ACTIONS.get(operation, operation) if service == "sqs" else operation
+        return Call(identity, f"{service}:{action}", resource, leading)
     for method, path, action in REST:
         if entry["method"] == method and url.path.startswith(path):
             resource = f"arn:{PARTITION}:ses:{REGION}:{ACCOUNT}:identity/*"

@@ -43,11 +43,11 @@ class ChecksEachCall(unittest.TestCase):
         report = check(self.roles, [call], [])
         self.assertIn(("CrmFunction", "dynamodb:PutItem", TABLE, "slack#call.ended#c1"), report["denied"])
 
-    def test_given_rate_limits_held_in_memory_then_no_slot_item_is_writable(self):
+    def test_given_the_rate_limiter_item_then_only_its_own_is_allowed(self):
         own = Call("SlackFunction", "dynamodb:UpdateItem", TABLE, "rate#slack")
-        claim = Call("SlackFunction", "dynamodb:UpdateItem", TABLE, "slack#call.ended#c1")
-        report = check(self.roles, [own, claim], [])
-        self.assertEqual(list(report["denied"]), [("SlackFunction", "dynamodb:UpdateItem", TABLE, "rate#slack")])
+        other = Call("SlackFunction", "dynamodb:UpdateItem", TABLE, "rate#crm")
+        report = check(self.roles, [own, other], [])
+        self.assertEqual(list(report["denied"]), [("SlackFunction", "dynamodb:UpdateItem", TABLE, "rate#crm")])
 
     def test_given_the_delete_line_removed_when_the_receiver_releases_then_the_call_is_named(self):
         with open(os.path.join(ROOT, "template.yaml"), encoding="utf-8") as file:
