@@ -3,7 +3,7 @@ nphooks' code, any SQS message attribute (the DLQs' failure reasons included), o
 DynamoDB attribute other than the stored envelope, across the whole test suite.
 
 The caller data is what the tests themselves sent: every queue message recorded at the
-moto endpoint (scripts/iam/moto_recording_server.py) whose body is an nphooks envelope
+moto endpoint (scripts/lib/moto_server.py --record) whose body is an nphooks envelope
 names its caller, and those values are then searched for everywhere else.
 
     python scripts/leak_scan.py --recording RECORDING.jsonl --logs LOG_DIR

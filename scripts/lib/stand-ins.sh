@@ -42,11 +42,9 @@ wait_for_port() { # name pid port log
 stand_ins_start_moto() { # [recording-file]
   MOTO_PORT=$(free_port)
   MOTO_LOG=$(mktemp -t moto.XXXXXX.log)
-  if [ -n "${1:-}" ]; then
-    "$VENV/bin/python" "$STAND_INS_ROOT/scripts/iam/moto_recording_server.py" "$1" -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
-  else
-    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
-  fi
+  # scripts/lib/moto_server.py: moto_server, its data-plane calls taken in turn as AWS does.
+  "$VENV/bin/python" "$STAND_INS_ROOT/scripts/lib/moto_server.py" ${1:+--record "$1"} \
+    -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
   STAND_IN_PIDS+=("$!")
   wait_for_port "moto server" "$!" "$MOTO_PORT" "$MOTO_LOG"
   # moto loads each service's backend on its first request (seconds on a busy machine):

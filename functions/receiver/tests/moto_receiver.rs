@@ -7,17 +7,11 @@ use std::time::SystemTime;
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::{moto_deps, moto_deps_with_queues, signed, status_and_json};
 use futures::future::join_all;
-use futures::lock::Mutex;
-use nphooks_core::delivery::DeliveryKey;
 use nphooks_core::envelope::Envelope;
-use nphooks_core::ledger::{Begin, DeliveryLedger, NewDelivery, StoredDelivery};
 use nphooks_core::routing::Integration;
-use nphooks_core::store_error::StoreError;
 use nphooks_core::table;
-use nphooks_core::window::ReplayWindow;
 use nphooks_samples::{Delivery, WEBHOOK_PATH, api_gateway_event};
 use nphooks_testkit::{Moto, text};
-use receiver::Deps;
 
 /// When this test process "sent" its webhooks: two minutes ago, well inside the window.
 static SENT_AT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -117,15 +111,7 @@ async fn given_an_accepted_body_when_sent_again_three_times_and_ten_times_concur
     );
 
     // Ten at once: exactly one is accepted; the others are duplicates or told to retry.
-    // (DynamoDB serialises conditional writes to one item; moto does not, so the begins
-    // take turns here, as they do in DynamoDB.)
-    let Deps {
-        config,
-        ledger,
-        queue,
-        ..
-    } = deps;
-    let deps = Deps::new(config, BeginsInTurn(ledger, Mutex::new(())), queue);
+    // (moto takes conditional writes in turn, as DynamoDB does: scripts/lib/moto_server.py.)
     let body = demo_request("call_dupe_concurrent");
     let answers = join_all((0..10).map(|_| receiver::handle(&deps, signed(&body)))).await;
     let outcomes: Vec<(u16, String)> = answers
@@ -469,29 +455,4 @@ async fn given_app_secret_arn_then_the_secret_from_secrets_manager_configures_th
     .await
     .expect_err("absent secret");
     assert!(missing.to_string().contains("APP_SECRET_ARN"), "{missing}");
-}
-
-/// The real ledger, its `begin`s one at a time: what DynamoDB does for conditional writes
-/// to one item, and moto does not.
-struct BeginsInTurn<L>(L, Mutex<()>);
-
-impl<L: DeliveryLedger> DeliveryLedger for BeginsInTurn<L> {
-    async fn begin(
-        &self,
-        key: &DeliveryKey,
-        delivery: NewDelivery<'_>,
-        now: u64,
-        window: ReplayWindow,
-    ) -> Result<Begin, StoreError> {
-        let _turn = self.1.lock().await;
-        self.0.begin(key, delivery, now, window).await
-    }
-
-    async fn abandon(&self, key: &DeliveryKey, payload_hash: &str) -> Result<(), StoreError> {
-        self.0.abandon(key, payload_hash).await
-    }
-
-    async fn look_up(&self, key: &DeliveryKey) -> Result<Option<StoredDelivery>, StoreError> {
-        self.0.look_up(key).await
-    }
 }
