@@ -1,18 +1,19 @@
 //! The chaos soak (issue 12) on the real adapters against moto: `DynamoLedger`,
 //! `DynamoClaims` and `SqsQueue` behind the fault proxy's seeded AWS faults, with crash
 //! points, sender retries, duplicates and lost answers; nothing accepted is lost, no
-//! effect is doubled. `scripts/test.sh` runs it on its own, so its summary line is in
-//! the log.
+//! effect is doubled. `scripts/test.sh` runs it on its own (its own moto), so its summary
+//! line is in the log; the main `cargo test` run skips it.
 
 use nphooks_testkit::chaos::moto::AWS_FAULTS;
 use nphooks_testkit::chaos::{SoakConfig, run_on_moto};
 
+const DELIVERIES: u64 = 2_000;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "did not settle within its 600 s on the merged tree under load; run with --ignored"]
-async fn given_500_deliveries_on_moto_with_aws_faults_and_crashes_then_none_is_lost_or_doubled() {
-    // GIVEN 500 webhooks, 5 % of AWS calls and sink calls failing, 5 % of invocations crashing
+async fn given_2000_deliveries_on_moto_with_aws_faults_and_crashes_then_none_is_lost_or_doubled() {
+    // GIVEN 2,000 webhooks, 5 % of AWS calls and sink calls failing, 5 % of invocations crashing
     let config = SoakConfig {
-        deliveries: 500,
+        deliveries: DELIVERIES as usize,
         fault_rate: 0.05,
         seed: 0x5eed_0012,
         crashes: true,
@@ -29,5 +30,11 @@ async fn given_500_deliveries_on_moto_with_aws_faults_and_crashes_then_none_is_l
         assert!(injected(fault.name()) > Some(0), "{:?}", report.faults);
     }
     assert!(injected("sink_transient") > Some(0), "{:?}", report.faults);
-    assert!(report.accepted > 450 && report.tallies.effects > 500);
+    // AND the sender's retries get almost every webhook through (moto's speed no cause)
+    assert!(
+        report.accepted * 100 >= DELIVERIES * 98,
+        "{}",
+        report.summary()
+    );
+    assert!(report.tallies.effects > DELIVERIES, "{}", report.summary());
 }

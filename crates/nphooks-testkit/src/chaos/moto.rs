@@ -7,12 +7,16 @@
 //! in-memory soak ([`super::soak`]).
 //!
 //! Time. Real IO cannot run on paused time, so the driver runs in rounds: each round
-//! sends the requests due and runs one batch invocation per integration,
+//! sends the requests due and runs two batch invocations per integration,
 //! concurrently, and waits for all of them; then the clock moves on by [`SCALE`] times
 //! the wall time the round took (or jumps to the sender's next retry when nothing is in
 //! flight). Within a round the clock stands still, as a Lambda's lease outlives its
 //! invocation; SQS delays are asked for scaled ([`ScaledDelays`]), the SDK's own retry
 //! backoff is scaled the same way, and visibility timeouts are a few real seconds.
+//!
+//! Speed. moto answers one call at a time; the port calls take turns behind a gate
+//! ([`MOTO_PERMITS`]) so that none times out waiting in moto's queue, and the wall time
+//! is moto's: about 6.5 proxied calls per delivery.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,7 +32,7 @@ use nphooks_processor::{AWS_TIMEOUTS, ProcessorConfig, ProcessorDeps, process_re
 
 use super::moto_sqs::{self, ScaledDelays};
 use super::plan::FaultPlan;
-use super::ports::{ChaosClaims, ChaosQueue};
+use super::ports::{ChaosClaims, ChaosLedger, ChaosQueue};
 use super::report::{Counters, SoakError, SoakReport};
 use super::rng::SplitMix64;
 use super::sender::NextPhone;
@@ -51,11 +55,18 @@ const KILL_AFTER: Duration = Duration::from_secs(8);
 /// Real seconds a received message stays hidden: longer than an invocation can live.
 const VISIBILITY_SECS: i32 = 10;
 const BATCH_SIZE: i32 = 10;
-/// Batch invocations per integration per round (moto 5.2's SQS is not safe for two
-/// concurrent receives on one queue: its redrive path fails with a 500 and the queue
-/// stays broken), and receiver requests per round.
-const BATCHES_PER_ROUND: usize = 1;
+/// Batch invocations per integration per round (moto takes receives in turn, so two on
+/// one queue are safe), and receiver requests per round.
+const BATCHES_PER_ROUND: usize = 2;
 const REQUESTS_PER_ROUND: usize = 30;
+/// Port calls of the receiver and the processors in moto at once. moto takes DynamoDB and
+/// SQS calls in turn (`scripts/lib/moto_server.py`), 10 to 40 ms each on this machine, so
+/// a call queued behind fifty others waited past the receiver's 700 ms attempt timeout:
+/// a round of 30 requests was answered 503 throughout, and the sender gave up on a fifth
+/// of the webhooks (the soak measured moto's queue, not the pipeline; DynamoDB and SQS
+/// answer in milliseconds under such load). Behind the gate a call waits its turn before
+/// the SDK starts its clocks; the proxy's stalls still time out.
+const MOTO_PERMITS: usize = 4;
 /// One webhook every this long (virtual).
 const SPACING: Duration = Duration::from_secs(1);
 /// The soak gives up when the pipeline has not settled after this much wall time.
@@ -75,8 +86,9 @@ pub const AWS_FAULTS: [Fault; 10] = [
 ];
 
 type Claims = ChaosClaims<DynamoClaims>;
-type Processor = ProcessorDeps<Claims, ScaledDelays<SqsQueue>, RecordingSink, DynamoRateLimiter>;
-type Receiver = receiver::Deps<DynamoLedger, ChaosQueue<SqsQueue>>;
+type Processor =
+    ProcessorDeps<Claims, ScaledDelays<ChaosQueue<SqsQueue>>, RecordingSink, DynamoRateLimiter>;
+type Receiver = receiver::Deps<ChaosLedger<DynamoLedger>, ChaosQueue<SqsQueue>>;
 
 /// Runs the soak against the moto server at `AWS_ENDPOINT_URL`, on a real-time runtime.
 pub async fn run_on_moto(config: SoakConfig) -> Result<SoakReport, SoakError> {
@@ -95,14 +107,15 @@ pub async fn run_on_moto(config: SoakConfig) -> Result<SoakReport, SoakError> {
     let start = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let clock = Clock::manual(start);
     // The sinks' faults; the AWS calls' come from the proxy. A plan at rate 0 lets the
-    // port wrappers only observe (completions) or run broken.
+    // port wrappers only observe (completions), run broken, and take turns (MOTO_PERMITS).
     let plan = Arc::new(FaultPlan::scaled(
         config.seed,
         config.fault_rate,
         SCALE,
         clock.clone(),
     ));
-    let quiet = Arc::new(FaultPlan::scaled(config.seed, 0.0, SCALE, clock.clone()));
+    let quiet = FaultPlan::scaled(config.seed, 0.0, SCALE, clock.clone()).gated(MOTO_PERMITS);
+    let quiet = Arc::new(quiet);
     let log = Arc::new(EffectLog::default());
     let aws_for = |function: &str, timeouts: Timeouts| {
         let scaled_backoff = RetryConfig::standard().with_initial_backoff(
@@ -117,7 +130,10 @@ pub async fn run_on_moto(config: SoakConfig) -> Result<SoakReport, SoakError> {
     let receiver_aws = aws_for(RECEIVER_FUNCTION, RECEIVER_TIMEOUTS);
     let receiver: Receiver = receiver::Deps::new(
         receiver_config(moto.queue_urls.clone()),
-        DynamoLedger::connect(&receiver_aws, &moto.table),
+        ChaosLedger {
+            inner: DynamoLedger::connect(&receiver_aws, &moto.table),
+            plan: quiet.clone(),
+        },
         ChaosQueue {
             inner: SqsQueue::connect(&receiver_aws),
             plan: quiet.clone(),
@@ -146,7 +162,11 @@ pub async fn run_on_moto(config: SoakConfig) -> Result<SoakReport, SoakError> {
                     reclaim_completed: config.broken == Some(BrokenGuard::ClaimCompleted),
                 },
                 queue: ScaledDelays {
-                    inner: SqsQueue::connect(&aws),
+                    inner: ChaosQueue {
+                        inner: SqsQueue::connect(&aws),
+                        plan: quiet.clone(),
+                        hide_failures: false,
+                    },
                     scale: SCALE,
                 },
                 sink: RecordingSink {
@@ -219,8 +239,15 @@ pub async fn run_on_moto(config: SoakConfig) -> Result<SoakReport, SoakError> {
         .await;
         let busy = !answers.is_empty() || invoked.iter().any(Option::is_some);
         if std::env::var_os("NPHOOKS_SOAK_PROGRESS").is_some() {
+            // Where the wall time goes: moto's calls, the round, the receiver's answers.
+            let calls: u64 = proxy.usage().values().map(|u| u.requests).sum();
+            let mut statuses = std::collections::BTreeMap::new();
+            for (_, _, status) in &answers {
+                *statuses.entry(status.unwrap_or(0)).or_insert(0) += 1;
+            }
             eprintln!(
-                "soak-moto wall={:.0}s virtual={}s requests={} invocations={}",
+                "soak-moto wall={:.0}s virtual={}s requests={} invocations={} calls={calls} \
+                 round={}ms answers={statuses:?}",
                 wall.elapsed().as_secs_f64(),
                 clock
                     .now()
@@ -228,7 +255,8 @@ pub async fn run_on_moto(config: SoakConfig) -> Result<SoakReport, SoakError> {
                     .unwrap_or_default()
                     .as_secs(),
                 counters.requests,
-                counters.invocations
+                counters.invocations,
+                round.elapsed().as_millis(),
             );
         }
         for (webhook, attempt, status) in answers {
@@ -311,11 +339,13 @@ async fn invoke(moto: &Moto, processor: &Processor, crash: Option<u32>) -> Optio
     let Some(Ok(outcomes)) = unless_dropped(crash, run).await else {
         return Some(true);
     };
-    for (record, outcome) in batch.iter().zip(outcomes) {
-        if outcome.is_final() {
-            moto_sqs::delete(moto, url, record).await;
-        }
-    }
+    let settled: Vec<_> = batch
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, outcome)| outcome.is_final())
+        .map(|(record, _)| record)
+        .collect();
+    moto_sqs::delete(moto, url, &settled).await;
     Some(false)
 }
 

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
 use nphooks_core::QueueError;
 use nphooks_core::envelope::QueueMessage;
 use nphooks_core::queue::{MAX_RECEIVE_COUNT, Queue};
@@ -80,14 +82,25 @@ pub async fn receive(
         .collect()
 }
 
-/// Deletes a settled record (the event source's acknowledgement); one that fails comes
-/// back after its visibility timeout, as in SQS.
-pub async fn delete(moto: &Moto, queue_url: &str, record: &SqsMessage) {
+/// Deletes the settled records of a batch in one call, as the event source does; one
+/// whose delete fails comes back after its visibility timeout, as in SQS.
+pub async fn delete(moto: &Moto, queue_url: &str, records: &[&SqsMessage]) {
+    let entries = records.iter().enumerate().filter_map(|(i, record)| {
+        DeleteMessageBatchRequestEntry::builder()
+            .id(i.to_string())
+            .set_receipt_handle(record.receipt_handle.clone())
+            .build()
+            .ok()
+    });
+    let entries: Vec<_> = entries.collect();
+    if entries.is_empty() {
+        return;
+    }
     let _ = moto
         .sqs
-        .delete_message()
+        .delete_message_batch()
         .queue_url(queue_url)
-        .set_receipt_handle(record.receipt_handle.clone())
+        .set_entries(Some(entries))
         .send()
         .await;
 }

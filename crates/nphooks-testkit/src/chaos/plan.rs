@@ -108,6 +108,8 @@ pub struct FaultPlan {
     scale: Option<u32>,
     /// The clock's and tokio's time when the current invocation started.
     origin: Mutex<(SystemTime, tokio::time::Instant)>,
+    /// `Some`: at most this many calls under the plan run at once ([`FaultPlan::gated`]).
+    gate: Option<tokio::sync::Semaphore>,
 }
 
 /// Past every caller's timeout: the receiver's 3.5 s budget, the SDK's 5 s operation.
@@ -128,6 +130,7 @@ impl FaultPlan {
             clock,
             scale: None,
             origin: Mutex::new(origin),
+            gate: None,
         }
     }
 
@@ -138,6 +141,15 @@ impl FaultPlan {
         FaultPlan {
             scale: Some(scale.max(1)),
             ..Self::new(seed, rate, false, clock)
+        }
+    }
+
+    /// The same plan, letting at most `permits` calls through at once: each further call
+    /// waits its turn before it starts (and before its own timeouts start).
+    pub fn gated(self, permits: usize) -> Self {
+        FaultPlan {
+            gate: Some(tokio::sync::Semaphore::new(permits)),
+            ..self
         }
     }
 
@@ -271,6 +283,11 @@ pub async fn around<T, E>(
     call: impl Future<Output = Result<T, E>>,
     error: impl Fn(ErrorKind) -> E,
 ) -> Result<T, E> {
+    // (the gate is never closed; a dropped call gives its permit back)
+    let _permit = match &plan.gate {
+        Some(gate) => gate.acquire().await.ok(),
+        None => None,
+    };
     match plan.draw(port) {
         Fault::None => call.await,
         Fault::Error => Err(error(plan.error_kind(port))),
@@ -294,5 +311,32 @@ pub async fn around<T, E>(
             let _ = call.await;
             plan.crash().await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[tokio::test(start_paused = true)]
+    async fn given_a_gated_plan_then_at_most_its_permits_of_calls_run_at_once() {
+        // GIVEN a plan at rate 0 gated to 3 calls, and a call that counts who is inside
+        let clock = Clock::manual(SystemTime::UNIX_EPOCH);
+        let plan = FaultPlan::scaled(7, 0.0, 100, clock).gated(3);
+        let (inside, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let call = || async {
+            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            inside.fetch_sub(1, Ordering::SeqCst);
+            Ok::<_, ()>(())
+        };
+        // WHEN twenty calls go through it at once
+        let calls = (0..20).map(|_| around(&plan, Port::Store, call(), |_| ()));
+        let done = futures::future::join_all(calls).await;
+        // THEN every call ran, never more than three at a time
+        assert!(done.iter().all(Result::is_ok));
+        assert_eq!(most.load(Ordering::SeqCst), 3);
     }
 }
