@@ -35,10 +35,19 @@ impl DynamoRateLimiter {
     }
 }
 
+/// The interval in whole milliseconds, rounded up so no window holds one request more.
+fn interval_millis(limit: RateLimit) -> u64 {
+    u64::try_from(limit.interval().as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
 /// Milliseconds `cost` requests occupy under `limit`.
 pub(super) fn span_millis(limit: RateLimit, cost: u32) -> u64 {
-    let interval = u64::try_from(limit.interval().as_millis()).unwrap_or(u64::MAX);
-    interval.saturating_mul(u64::from(cost.max(1)))
+    interval_millis(limit).saturating_mul(u64::from(cost.max(1)))
+}
+
+/// Milliseconds a request may start before its slot (`burst - 1` intervals).
+pub(super) fn tolerance_millis(limit: RateLimit) -> u64 {
+    interval_millis(limit).saturating_mul(u64::from(limit.burst.saturating_sub(1)))
 }
 
 fn n(value: u64) -> AttributeValue {
@@ -80,7 +89,7 @@ impl RateLimiter for DynamoRateLimiter {
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
             Err(e) => return Err(self.error(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
         }
-        // Busy: take the next slot atomically.
+        // Busy: take the next slot atomically; with a burst, start up to its tolerance early.
         let advanced = self
             .client
             .update_item()
@@ -101,6 +110,7 @@ impl RateLimiter for DynamoRateLimiter {
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| self.error(format!("{NEXT_SLOT} is not a number")))?;
-        Ok(from_epoch_millis(next.saturating_sub(span)).max(now))
+        let tolerance = tolerance_millis(limit);
+        Ok(from_epoch_millis(next.saturating_sub(span).saturating_sub(tolerance)).max(now))
     }
 }
