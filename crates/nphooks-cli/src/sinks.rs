@@ -314,7 +314,7 @@ mod tests {
             ),
             (notify::NOTIFY_URL_VAR, "https://sales.example.com/hooks"),
             (notify::NOTIFY_SIGNING_SECRET_VAR, PREVIEW_SIGNING_SECRET),
-            (NEXTPHONE_API_KEY_VAR, "np_live_callback_key"),
+            (NEXTPHONE_API_KEY_VAR, "callback-preview-key"),
         ];
         pairs.extend_from_slice(extra);
         Settings::from_pairs(pairs)
