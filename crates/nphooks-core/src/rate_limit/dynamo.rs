@@ -35,9 +35,17 @@ impl DynamoRateLimiter {
     }
 }
 
-/// The interval in whole milliseconds, rounded up so no window holds one request more.
+/// The interval in whole milliseconds: with a burst rounded up, so no window holds one
+/// request more than its budget; without one truncated, as it always was (a limit above
+/// 1,000/s is not paced).
 fn interval_millis(limit: RateLimit) -> u64 {
-    u64::try_from(limit.interval().as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+    let nanos = limit.interval().as_nanos();
+    let millis = if limit.burst > 1 {
+        nanos.div_ceil(1_000_000)
+    } else {
+        nanos / 1_000_000
+    };
+    u64::try_from(millis).unwrap_or(u64::MAX)
 }
 
 /// Milliseconds `cost` requests occupy under `limit`.
