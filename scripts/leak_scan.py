@@ -17,7 +17,7 @@ import os
 import sys
 
 MIN_LENGTH = 5  # shorter values ("42", "Bo") also occur in ids and words
-OWN_TARGETS = ("receiver", "crm", "email", "slack", "notify", "nphooks")
+OWN_TARGETS = ("receiver", "crm", "email", "slack", "notify", "callback", "nphooks")
 STORED_ENVELOPE = ("envelope", ":envelope")  # the receiver keeps the envelope for replay
 
 

@@ -48,7 +48,7 @@ elapsed=$(( $(date +%s) - started ))
 
 log "artifacts"
 status=0
-for function in ReceiverFunction CrmFunction EmailFunction SlackFunction NotifyFunction; do
+for function in ReceiverFunction CrmFunction EmailFunction SlackFunction NotifyFunction CallbackFunction; do
   bootstrap=".aws-sam/build/$function/bootstrap"
   if [ ! -x "$bootstrap" ]; then
     echo "MISSING: $bootstrap" >&2

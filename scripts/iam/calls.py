@@ -2,7 +2,7 @@
 DynamoDB leading key), with the test suite's resource names mapped to the template's.
 
 Naming (crates/nphooks-testkit): table `idem-…` is IdempotencyTable; queue `crm-dlq-…` is
-CrmDeadLetterQueue and `crm-…` CrmQueue (likewise email, slack, notify); a secret named
+CrmDeadLetterQueue and `crm-…` CrmQueue (likewise email, slack, notify, callback); a secret named
 `<LogicalId>-…` is that template secret. Anything else a function touches is reported as
 not a template resource, which the check denies.
 """
@@ -16,7 +16,7 @@ from roles import ACCOUNT, PARTITION, REGION, resource_arn
 
 Call = namedtuple("Call", "identity action resource leading_key")
 
-INTEGRATIONS = {"crm": "Crm", "email": "Email", "slack": "Slack", "notify": "Notify"}
+INTEGRATIONS = {"crm": "Crm", "email": "Email", "slack": "Slack", "notify": "Notify", "callback": "Callback"}
 
 # X-Amz-Target prefixes of the JSON protocols, and the IAM service they belong to.
 TARGETS = {

@@ -98,7 +98,7 @@ pub async fn bill(args: &BillArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A demo request (`call.ended`, `demo_request`: routed to all four) sent now, its
+/// A demo request (`call.ended`, `demo_request`: routed to all five) sent now, its
 /// transcript `transcript_bytes` long when given.
 fn demo_body(call_id: &str, transcript_bytes: Option<usize>) -> String {
     let mut body: serde_json::Value =
@@ -179,7 +179,7 @@ fn since(after: &Usage, before: &Usage) -> Usage {
         .collect()
 }
 
-/// Runs `deliveries` demo deliveries through the receiver and the four processors.
+/// Runs `deliveries` demo deliveries through the receiver and the five processors.
 pub async fn measure(
     deliveries: usize,
     transcript_bytes: Option<usize>,
@@ -232,7 +232,7 @@ async fn receive_all(
         run.invocations += 1;
         match outcome {
             Ok(Outcome::Accepted { queues, .. }) if queues.len() == Integration::ALL.len() => {}
-            other => bail!("the demo delivery was not accepted into all four queues: {other:?}"),
+            other => bail!("the demo delivery was not accepted into every queue: {other:?}"),
         }
     }
     run.log_bytes = logs.take();

@@ -15,6 +15,7 @@ use nphooks_core::rate_limit::RateLimit;
 use nphooks_core::routing::Integration;
 use nphooks_core::secret::Secret;
 use nphooks_processor::http::OutboundUrl;
+use nphooks_processor::nextphone::NEXTPHONE_API_KEY_VAR;
 use nphooks_processor::{Delivered, FailureReason, FromSetup, Sink, SinkError, SinkSetup};
 
 use outbox::write;
@@ -33,6 +34,7 @@ pub enum PreviewKind {
     Email(email::EmailConfig),
     Slack,
     Notify(notify::SigningKey),
+    Callback,
 }
 
 /// An integration in preview mode.
@@ -56,6 +58,7 @@ impl PreviewSink {
         let kind = match integration {
             Integration::Crm => PreviewKind::Crm,
             Integration::Slack => PreviewKind::Slack,
+            Integration::Callback => PreviewKind::Callback,
             Integration::Notify => {
                 let secret = Secret::new(
                     settings
@@ -133,6 +136,15 @@ impl PreviewSink {
                     .await,
                 "http",
             ),
+            PreviewKind::Callback => {
+                let api = nphooks_processor::nextphone::NextPhoneApi::new(
+                    url("")?,
+                    Secret::new("preview-key"),
+                    client,
+                );
+                let sink = callback::CallbackSink::new(api, "Acme");
+                (sink.deliver(envelope).await, "http")
+            }
             PreviewKind::Email(config) => {
                 let path = self.outbox.path_for(envelope, self.integration, "eml");
                 let sink = email::EmailSink::new(config.clone(), OutboxMailer { path });
@@ -171,6 +183,7 @@ pub enum AnySink {
     Email(Box<email::EmailSink>),
     Slack(slack::SlackSink),
     Notify(notify::NotifySink),
+    Callback(callback::CallbackSink),
     Preview(PreviewSink),
 }
 
@@ -201,6 +214,9 @@ impl AnySink {
             }
             Integration::Notify if configured(notify::NOTIFY_URL_VAR) => {
                 AnySink::Notify(real(settings, allow_http, aws)?)
+            }
+            Integration::Callback if configured(NEXTPHONE_API_KEY_VAR) => {
+                AnySink::Callback(real(settings, allow_http, aws)?)
             }
             _ => AnySink::Preview(PreviewSink::new(
                 integration,
@@ -236,6 +252,7 @@ impl Sink for AnySink {
             AnySink::Email(s) => s.timeout(),
             AnySink::Slack(s) => s.timeout(),
             AnySink::Notify(s) => s.timeout(),
+            AnySink::Callback(s) => s.timeout(),
             AnySink::Preview(s) => s.timeout,
         }
     }
@@ -246,6 +263,7 @@ impl Sink for AnySink {
             AnySink::Email(s) => s.rate_limit(),
             AnySink::Slack(s) => s.rate_limit(),
             AnySink::Notify(s) => s.rate_limit(),
+            AnySink::Callback(s) => s.rate_limit(),
             AnySink::Preview(_) => None,
         }
     }
@@ -257,12 +275,20 @@ impl Sink for AnySink {
         }
     }
 
+    fn closed_until(&self, now: std::time::SystemTime) -> Option<std::time::SystemTime> {
+        match self {
+            AnySink::Callback(s) => s.closed_until(now),
+            _ => None,
+        }
+    }
+
     async fn deliver(&self, envelope: &Envelope) -> Result<Delivered, SinkError> {
         match self {
             AnySink::Crm(s) => s.deliver(envelope).await,
             AnySink::Email(s) => s.deliver(envelope).await,
             AnySink::Slack(s) => s.deliver(envelope).await,
             AnySink::Notify(s) => s.deliver(envelope).await,
+            AnySink::Callback(s) => s.deliver(envelope).await,
             AnySink::Preview(s) => s.preview(envelope).await,
         }
     }
@@ -288,6 +314,7 @@ mod tests {
             ),
             (notify::NOTIFY_URL_VAR, "https://sales.example.com/hooks"),
             (notify::NOTIFY_SIGNING_SECRET_VAR, PREVIEW_SIGNING_SECRET),
+            (NEXTPHONE_API_KEY_VAR, "callback-preview-key"),
         ];
         pairs.extend_from_slice(extra);
         Settings::from_pairs(pairs)
@@ -309,7 +336,7 @@ mod tests {
     #[tokio::test]
     async fn given_no_sink_timeout_then_each_sink_keeps_its_default() {
         let seconds = |s| Duration::from_secs(s);
-        let expected = [(8, false), (15, false), (8, false), (8, false)];
+        let expected = [(8, false), (15, false), (8, false), (8, false), (8, false)];
         for ((integration, preview, timeout), (secs, real)) in
             timeouts(&settings(&[])).await.into_iter().zip(expected)
         {

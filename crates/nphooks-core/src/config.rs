@@ -185,6 +185,7 @@ mod tests {
             ("EMAIL_QUEUE_URL", "https://sqs/email"),
             ("SLACK_QUEUE_URL", "https://sqs/slack"),
             ("NOTIFY_QUEUE_URL", "https://sqs/notify"),
+            ("CALLBACK_QUEUE_URL", "https://sqs/callback"),
             ("NPHOOKS_ALLOW_HTTP", "1"),
         ]
     }
@@ -202,7 +203,7 @@ mod tests {
     #[test]
     fn given_a_complete_environment_then_the_config_loads_and_debug_hides_secrets() {
         let config = load(&[], &[]).expect("valid");
-        assert_eq!(config.queue_urls.len(), 4);
+        assert_eq!(config.queue_urls.len(), 5);
         assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         let debug = format!("{config:?}");
         for secret in ["old-secret", "new-secret", "np_live_key"] {

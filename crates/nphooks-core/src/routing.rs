@@ -26,14 +26,16 @@ pub enum Integration {
     Email,
     Slack,
     Notify,
+    Callback,
 }
 
 impl Integration {
-    pub const ALL: [Integration; 4] = [
+    pub const ALL: [Integration; 5] = [
         Integration::Crm,
         Integration::Email,
         Integration::Slack,
         Integration::Notify,
+        Integration::Callback,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +44,7 @@ impl Integration {
             Integration::Email => "email",
             Integration::Slack => "slack",
             Integration::Notify => "notify",
+            Integration::Callback => "callback",
         }
     }
 
@@ -52,6 +55,7 @@ impl Integration {
             Integration::Email => "EMAIL_QUEUE_URL",
             Integration::Slack => "SLACK_QUEUE_URL",
             Integration::Notify => "NOTIFY_QUEUE_URL",
+            Integration::Callback => "CALLBACK_QUEUE_URL",
         }
     }
 }
@@ -64,7 +68,7 @@ impl std::fmt::Display for Integration {
 
 /// A name that is not one of [`Integration::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown integration {0:?}: use crm, email, slack or notify")]
+#[error("unknown integration {0:?}: use crm, email, slack, notify or callback")]
 pub struct UnknownIntegration(pub String);
 
 impl std::str::FromStr for Integration {
@@ -119,8 +123,9 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
-    /// The demo-request flow: `call.ended` demo or quote request → all four integrations;
-    /// emergency → Slack and notify; `message.collected` → Slack and notify.
+    /// The demo-request flow: `call.ended` demo or quote request → all five integrations
+    /// (the call types marked as needing a call back); emergency → Slack and notify;
+    /// `message.collected` → Slack, notify and a call back.
     pub fn default_table() -> Self {
         Self::from_json(DEFAULT_ROUTES).expect("the embedded routes.default.json is valid")
     }
@@ -238,15 +243,18 @@ mod tests {
         };
         assert_eq!(
             call("call.ended", "demo_request"),
-            vec![Crm, Email, Slack, Notify]
+            vec![Crm, Email, Slack, Notify, Callback]
         );
         assert_eq!(
             call("call.ended", "quote_request"),
-            vec![Crm, Email, Slack, Notify]
+            vec![Crm, Email, Slack, Notify, Callback]
         );
         assert_eq!(call("call.ended", "emergency"), vec![Slack, Notify]);
         assert_eq!(call("call.ended", "general_inquiry"), vec![]);
-        assert_eq!(call("message.collected", "anything"), vec![Slack, Notify]);
+        assert_eq!(
+            call("message.collected", "anything"),
+            vec![Slack, Notify, Callback]
+        );
         for event in [
             "call.answered",
             "call.transferred",
@@ -292,7 +300,7 @@ mod tests {
             .expect_err("not an integration");
         assert_eq!(
             refused.to_string(),
-            "unknown integration \"fax\": use crm, email, slack or notify"
+            "unknown integration \"fax\": use crm, email, slack, notify or callback"
         );
         assert!("CRM".parse::<Integration>().is_err(), "names are lowercase");
     }

@@ -83,7 +83,7 @@ fn given_every_dead_letter_queue_then_an_alarm_notifies_again_at_each_new_letter
         })
         .map(|arn: String| arn.trim_end_matches(".Arn").to_owned())
         .collect();
-    assert_eq!(dlqs.len(), 4, "four processors, four DLQs");
+    assert_eq!(dlqs.len(), 5, "five processors, five DLQs");
     for dlq in dlqs {
         // GIVEN the alarm that watches this DLQ's depth
         let (name, alarm) = alarms

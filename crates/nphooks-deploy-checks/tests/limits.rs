@@ -43,7 +43,7 @@ fn given_the_template_then_queue_size_body_limit_and_code_agree() {
         let path: Vec<_> = size.value.as_sequence().expect("path").iter().collect();
         assert_eq!(path, ["Limits", "Sqs", "MaxMessageBytes"], "{name:?}");
     }
-    assert_eq!(queues, 8, "four queues, four DLQs");
+    assert_eq!(queues, 10, "five queues, five DLQs");
     // THEN the body limit is the code's, and leaves room for the envelope
     let max_body = template["Parameters"]["MaxBodyBytes"]["MaxValue"]
         .as_u64()
@@ -199,5 +199,5 @@ fn given_a_bounded_event_source_then_the_function_knows_its_bound() {
             );
         }
     }
-    assert_eq!(bounded, 4, "the four processors' sources are bounded");
+    assert_eq!(bounded, 5, "the five processors' sources are bounded");
 }

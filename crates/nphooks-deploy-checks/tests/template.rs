@@ -68,6 +68,7 @@ fn load(binary: &str, settings: &Settings) -> Result<(), String> {
     // What `nphooks_processor::lambda::run_lambda` reads: its config and its limiter's bound.
     let processor = |integration| {
         ProcessorConfig::from_settings(settings, integration).map_err(|e| e.to_string())?;
+        nphooks_processor::limiter::shared_scope(settings).map_err(|e| e.to_string())?;
         nphooks_processor::limiter::max_concurrency(settings)
             .map(drop)
             .map_err(|e| e.to_string())
@@ -98,6 +99,12 @@ fn load(binary: &str, settings: &Settings) -> Result<(), String> {
         "notify" => {
             processor(Integration::Notify)?;
             notify::NotifySink::from_settings(settings, false, http)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+        "callback" => {
+            processor(Integration::Callback)?;
+            callback::CallbackSink::from_settings(settings, false, http)
                 .map(drop)
                 .map_err(|e| e.to_string())
         }
@@ -158,7 +165,7 @@ async fn given_the_template_then_every_function_gets_exactly_the_config_its_code
             ("EmailReplyTo", "sales@example.com"),
             (
                 "Routes",
-                r#"[{"name":"all","events":["call.ended"],"integrations":["crm","email","slack","notify"]}]"#,
+                r#"[{"name":"all","events":["call.ended"],"integrations":["crm","email","slack","notify","callback"]}]"#,
             ),
             ("CrmProvider", "hubspot"),
         ],
@@ -217,7 +224,7 @@ async fn given_the_template_then_every_function_gets_exactly_the_config_its_code
     }
     assert_eq!(
         checked,
-        ["crm", "email", "notify", "receiver", "slack"]
+        ["callback", "crm", "email", "notify", "receiver", "slack"]
             .map(String::from)
             .into_iter()
             .collect(),
@@ -308,7 +315,7 @@ fn given_the_template_then_every_processor_queue_has_a_dlq_enough_visibility_and
             );
         }
     }
-    assert_eq!(processors, 4, "four processors");
+    assert_eq!(processors, 5, "five processors");
     let receiver_timeout = resources["ReceiverFunction"]["Properties"]["Timeout"]
         .as_u64()
         .expect("Timeout");

@@ -180,6 +180,20 @@ pub fn classify(status: StatusCode, retry_after: Option<Duration>) -> Result<(),
     Err(error.with_status(status))
 }
 
+/// The delivery key as a header value: bytes outside printable ASCII, and `%`, are
+/// percent-encoded, so any call id gives a valid, distinct key.
+pub fn idempotency_key(delivery_key: &str) -> String {
+    let mut out = String::with_capacity(delivery_key.len());
+    for byte in delivery_key.bytes() {
+        if byte.is_ascii_graphic() && byte != b'%' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// `Retry-After` as delay-seconds or an HTTP date, capped at 12 h.
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();

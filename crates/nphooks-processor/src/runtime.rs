@@ -62,6 +62,12 @@ pub trait Sink: Send + Sync {
         1
     }
 
+    /// `Some(at)` when the sink may not act before `at` (outside its hours): the message
+    /// waits until then, deferred, spending no attempt and no rate-limit slot.
+    fn closed_until(&self, _now: SystemTime) -> Option<SystemTime> {
+        None
+    }
+
     /// Acts on one validated message.
     fn deliver(
         &self,
@@ -250,6 +256,9 @@ where
         return settle.defer(Deferral::NotDue, at).await;
     }
     settle.state.not_before = None;
+    if let Some(at) = deps.sink.closed_until(now).filter(|at| *at > now) {
+        return settle.defer(Deferral::NotDue, at).await;
+    }
     if deadline.saturating_duration_since(Instant::now()) < MIN_WORK_TIME {
         return settle.defer(Deferral::NotStarted, now).await;
     }

@@ -160,9 +160,10 @@ pub fn receiver_samples() -> Vec<SampleEvent> {
             SampleEvent {
                 file_name: format!("{}.json", kind.as_str().replace('.', "_")),
                 description: if kind == EventKind::CallEnded {
-                    "call.ended, demo request: routed to crm, email, slack and notify".into()
+                    "call.ended, demo request: routed to crm, email, slack, notify and callback"
+                        .into()
                 } else if routed {
-                    format!("{kind}: routed to slack and notify")
+                    format!("{kind}: routed to slack, notify and callback")
                 } else {
                     format!("{kind}: accepted and deduplicated, no route by default")
                 },
@@ -173,7 +174,7 @@ pub fn receiver_samples() -> Vec<SampleEvent> {
         })
         .collect();
     for (call_type, routes) in [
-        ("quote_request", "crm, email, slack and notify"),
+        ("quote_request", "crm, email, slack, notify and callback"),
         ("emergency", "slack and notify"),
     ] {
         let body = json!({"event": "call.ended", "data": call_ended_data(call_type)});
@@ -266,8 +267,8 @@ pub fn sqs_event(integration: Integration, message: &QueueMessage, message_id: &
 }
 
 /// One sample SQS event per processor and routed sample webhook: what the receiver
-/// enqueues for the demo request (every integration) and for a message left (Slack
-/// and notify), wrapped as the event source delivers it.
+/// enqueues for the demo request (every integration) and for a message left (Slack,
+/// notify and callback), wrapped as the event source delivers it.
 pub fn processor_samples() -> Vec<(String, String, Value)> {
     let routes = RoutingTable::default_table();
     let mut samples = Vec::new();

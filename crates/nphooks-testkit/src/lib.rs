@@ -51,6 +51,7 @@ pub fn function_id(integration: Integration) -> &'static str {
         Integration::Email => "EmailFunction",
         Integration::Slack => "SlackFunction",
         Integration::Notify => "NotifyFunction",
+        Integration::Callback => "CallbackFunction",
     }
 }
 

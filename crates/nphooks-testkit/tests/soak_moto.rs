@@ -19,7 +19,7 @@ async fn given_2000_deliveries_on_moto_with_aws_faults_and_crashes_then_none_is_
         crashes: true,
         broken: None,
     };
-    // WHEN they run through the receiver and the four processors on moto
+    // WHEN they run through the receiver and the five processors on moto
     let report = run_on_moto(config).await.unwrap_or_else(|e| panic!("{e}"));
     eprintln!("{}", report.summary());
     // THEN nothing answered 2xx is lost and no effect doubled, under every fault class

@@ -196,19 +196,7 @@ impl Sink for CrmSink {
     }
 }
 
-/// The delivery key as a header value: bytes outside printable ASCII, and `%`, are
-/// percent-encoded, so any call id gives a valid, distinct key.
-pub fn idempotency_key(delivery_key: &str) -> String {
-    let mut out = String::with_capacity(delivery_key.len());
-    for byte in delivery_key.bytes() {
-        if byte.is_ascii_graphic() && byte != b'%' {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
+pub use nphooks_processor::http::idempotency_key;
 
 fn config_error(name: &'static str, problem: String) -> nphooks_processor::Error {
     nphooks_core::ConfigError::new(name, problem).into()

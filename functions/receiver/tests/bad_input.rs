@@ -353,7 +353,7 @@ async fn given_each_bad_or_odd_input_when_received_then_the_answer_is_documented
         // AND side effects happen only where documented
         if case.effect {
             assert_eq!(deps.ledger.len(), 1, "{name}");
-            assert_eq!(deps.queue.total(), 4, "{name}");
+            assert_eq!(deps.queue.total(), 5, "{name}");
         } else {
             assert_eq!(
                 deps.ledger.operations(),

@@ -47,7 +47,7 @@ async fn given_a_demo_request_when_accepted_then_each_queue_has_the_envelope_and
     assert_eq!(answer["delivery_key"], "call.ended#call_accept_1");
     assert_eq!(
         answer["queues"],
-        serde_json::json!(["crm", "email", "slack", "notify"])
+        serde_json::json!(["crm", "email", "slack", "notify", "callback"])
     );
     for (integration, url) in &moto.queue_urls {
         let messages = moto.drain(url).await;
@@ -77,7 +77,7 @@ async fn given_a_demo_request_when_accepted_then_each_queue_has_the_envelope_and
         .filter_map(|q| q.as_s().ok())
         .map(String::as_str)
         .collect();
-    assert_eq!(queues, ["crm", "email", "slack", "notify"]);
+    assert_eq!(queues, ["crm", "email", "slack", "notify", "callback"]);
     assert!(record["envelope"].as_b().is_ok(), "deflated bytes");
     let expires: u64 = record["expires_at"]
         .as_n()

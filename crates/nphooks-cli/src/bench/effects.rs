@@ -28,7 +28,7 @@ pub(super) fn slot(integration: Integration) -> usize {
 pub(super) struct Effects {
     started: Instant,
     index: HashMap<String, usize>,
-    counts: Vec<[AtomicU32; 4]>,
+    counts: Vec<[AtomicU32; Integration::ALL.len()]>,
     /// Nanoseconds from `started` to each delivery's latest effect.
     last: Vec<AtomicU64>,
     total: AtomicU64,
@@ -86,7 +86,7 @@ impl Effects {
     }
 
     /// How many times each integration acted on delivery `i`.
-    pub(super) fn counts(&self, i: usize) -> [u32; 4] {
+    pub(super) fn counts(&self, i: usize) -> [u32; Integration::ALL.len()] {
         self.counts[i].each_ref().map(|c| c.load(Ordering::Relaxed))
     }
 
@@ -118,6 +118,7 @@ enum Work {
     Email(Box<email::EmailSink<MemoryMailer>>),
     Slack,
     Notify(notify::SigningKey),
+    Callback(Box<callback::CallbackSink>),
 }
 
 impl BenchSink {
@@ -125,6 +126,16 @@ impl BenchSink {
         let work = match integration {
             Integration::Crm => Work::Crm,
             Integration::Slack => Work::Slack,
+            Integration::Callback => {
+                let base =
+                    nphooks_processor::http::OutboundUrl::parse("bench", NOWHERE, true, false)?;
+                let api = nphooks_processor::nextphone::NextPhoneApi::new(
+                    base,
+                    Secret::new("bench-key"),
+                    reqwest::Client::new(),
+                );
+                Work::Callback(Box::new(callback::CallbackSink::new(api, "Acme")))
+            }
             Integration::Notify => Work::Notify(notify::SigningKey::parse(
                 notify::NOTIFY_SIGNING_SECRET_VAR,
                 &Secret::new(PREVIEW_SIGNING_SECRET),
@@ -157,6 +168,11 @@ impl BenchSink {
                 .header("Idempotency-Key", crm::idempotency_key(key))
                 .json(&crm::generic_body(envelope)),
             Work::Slack => post.json(&slack::slack_message(envelope)),
+            // A caller with no E.164 phone is skipped, as the sink skips it.
+            Work::Callback(sink) => match sink.request_for(envelope)? {
+                Some(call) => sink.api().call_request(&call.to, &call.script, key),
+                None => post,
+            },
             // Email goes through its own sink and mailer, never a request.
             Work::Email(_) => return Err(SinkError::permanent(FailureReason::Misconfigured)),
             Work::Notify(signing) => {

@@ -12,7 +12,7 @@ use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
 use hyper_util::rt::TokioIo;
 use nphooks_core::delivery::DeliveryKey;
-use nphooks_core::routing::RoutingTable;
+use nphooks_core::routing::{Integration, RoutingTable};
 use nphooks_core::signature::{SIGNATURE_HEADER, sign};
 use nphooks_core::webhook::Webhook;
 use nphooks_samples::WEBHOOK_PATH;
@@ -27,7 +27,7 @@ pub(super) struct Prepared {
     pub signatures: Vec<HeaderValue>,
     pub keys: Vec<String>,
     /// Per webhook, whether each integration (in `Integration::ALL` order) is routed.
-    pub routes: Vec<[bool; 4]>,
+    pub routes: Vec<[bool; Integration::ALL.len()]>,
 }
 
 /// `n` webhooks cycling through `events` (names as `nphooks send` takes them), each with
@@ -59,7 +59,7 @@ pub(super) fn prepare(
         let bytes = serde_json::to_vec(&body)?;
         let webhook = Webhook::parse(&bytes)
             .map_err(|e| anyhow::anyhow!("a bench webhook does not parse: {e}"))?;
-        let mut routes = [false; 4];
+        let mut routes = [false; Integration::ALL.len()];
         for integration in routing.route_for(&webhook) {
             routes[slot(integration)] = true;
         }

@@ -35,10 +35,27 @@ impl DynamoRateLimiter {
     }
 }
 
+/// The interval in whole milliseconds: with a burst rounded up, so no window holds one
+/// request more than its budget; without one truncated, as it always was (a limit above
+/// 1,000/s is not paced).
+fn interval_millis(limit: RateLimit) -> u64 {
+    let nanos = limit.interval().as_nanos();
+    let millis = if limit.burst > 1 {
+        nanos.div_ceil(1_000_000)
+    } else {
+        nanos / 1_000_000
+    };
+    u64::try_from(millis).unwrap_or(u64::MAX)
+}
+
 /// Milliseconds `cost` requests occupy under `limit`.
 pub(super) fn span_millis(limit: RateLimit, cost: u32) -> u64 {
-    let interval = u64::try_from(limit.interval().as_millis()).unwrap_or(u64::MAX);
-    interval.saturating_mul(u64::from(cost.max(1)))
+    interval_millis(limit).saturating_mul(u64::from(cost.max(1)))
+}
+
+/// Milliseconds a request may start before its slot (`burst - 1` intervals).
+pub(super) fn tolerance_millis(limit: RateLimit) -> u64 {
+    interval_millis(limit).saturating_mul(u64::from(limit.burst.saturating_sub(1)))
 }
 
 fn n(value: u64) -> AttributeValue {
@@ -80,7 +97,7 @@ impl RateLimiter for DynamoRateLimiter {
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
             Err(e) => return Err(self.error(aws_sdk_dynamodb::error::DisplayErrorContext(e))),
         }
-        // Busy: take the next slot atomically.
+        // Busy: take the next slot atomically; with a burst, start up to its tolerance early.
         let advanced = self
             .client
             .update_item()
@@ -101,6 +118,7 @@ impl RateLimiter for DynamoRateLimiter {
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| self.error(format!("{NEXT_SLOT} is not a number")))?;
-        Ok(from_epoch_millis(next.saturating_sub(span)).max(now))
+        let tolerance = tolerance_millis(limit);
+        Ok(from_epoch_millis(next.saturating_sub(span).saturating_sub(tolerance)).max(now))
     }
 }

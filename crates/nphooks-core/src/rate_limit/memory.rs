@@ -33,8 +33,9 @@ impl RateLimiter for MemoryRateLimiter {
         let now = epoch_millis(now);
         let mut slots = lock(&self.next_slot);
         let next = slots.entry(destination.to_owned()).or_insert(0);
-        let start = (*next).max(now);
-        *next = start + span;
+        let tolerance = super::dynamo::tolerance_millis(limit);
+        let start = next.saturating_sub(tolerance).max(now);
+        *next = (*next).max(now) + span;
         Ok(from_epoch_millis(start))
     }
 }
@@ -68,5 +69,35 @@ mod tests {
             limiter.reserve("slack", limit, 1, later).await.ok(),
             Some(later)
         );
+    }
+
+    #[tokio::test]
+    async fn given_a_burst_then_it_starts_at_once_and_no_window_exceeds_the_budget() {
+        // GIVEN 10 per 60 s with bursts of 4: 4 at once, then one every 60/7 s
+        let limiter = MemoryRateLimiter::new();
+        let limit = RateLimit::new(10, Duration::from_secs(60)).with_burst(4);
+        let now = UNIX_EPOCH + Duration::from_secs(1000);
+        // WHEN 30 requests reserve at the same instant
+        let mut slots = Vec::new();
+        for _ in 0..30 {
+            let slot = limiter.reserve("nextphone", limit, 1, now).await;
+            slots.push(epoch_millis(slot.expect("memory")));
+        }
+        // THEN the first 4 start now, and any 60 s and any 1 s hold at most 10 and 4
+        assert_eq!(slots[..4], [epoch_millis(now); 4]);
+        assert!(slots[4] > epoch_millis(now), "{slots:?}");
+        let most_within = |window: u64| {
+            slots
+                .iter()
+                .map(|start| {
+                    slots
+                        .iter()
+                        .filter(|s| (*start..start + window).contains(s))
+                        .count()
+                })
+                .max()
+        };
+        assert_eq!(most_within(60_000), Some(10));
+        assert_eq!(most_within(1_000), Some(4));
     }
 }

@@ -2,6 +2,12 @@
 //! reserves the next free slot (`interval = per / requests`) in one shared item, so no
 //! two requests anywhere start closer together than the destination allows. A message
 //! whose slot lies in the future is deferred to that slot, never failed.
+//!
+//! A limit with a burst (`with_burst`) is a generic cell rate algorithm on the same item:
+//! the next slot is the theoretical arrival time `tat`, a request may start
+//! `tolerance = (burst - 1) * interval` before it, and the interval is
+//! `per / (requests - burst + 1)`, so no window of `per` ever holds more than `requests`
+//! and `burst` requests may start at once.
 
 mod dynamo;
 mod instance;
@@ -17,21 +23,40 @@ pub use memory::MemoryRateLimiter;
 use crate::ConfigError;
 use crate::store_error::StoreError;
 
-/// At most `requests` requests `per` period, evenly spaced.
+/// At most `requests` requests `per` period, evenly spaced, up to `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     pub requests: u32,
     pub per: Duration,
+    /// How many requests may start together (1: none; at most `requests`).
+    pub burst: u32,
 }
 
 impl RateLimit {
     pub const fn new(requests: u32, per: Duration) -> Self {
-        RateLimit { requests, per }
+        RateLimit {
+            requests,
+            per,
+            burst: 1,
+        }
     }
 
-    /// The spacing between two requests.
+    /// The same budget, of which `burst` requests may start at once (clamped to
+    /// `1..=requests`).
+    pub const fn with_burst(self, burst: u32) -> Self {
+        let burst = if burst == 0 {
+            1
+        } else if burst > self.requests {
+            self.requests
+        } else {
+            burst
+        };
+        RateLimit { burst, ..self }
+    }
+
+    /// The spacing between two requests once a burst is spent.
     pub fn interval(&self) -> Duration {
-        self.per / self.requests.max(1)
+        self.per / (self.requests.saturating_sub(self.burst) + 1).max(1)
     }
 
     /// Reads `N/Ts` (e.g. `1/1s`, `100/10s`) or `none`, for the variable `name`.
@@ -65,7 +90,11 @@ impl RateLimit {
 
 impl std::fmt::Display for RateLimit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}s", self.requests, self.per.as_secs())
+        write!(f, "{}/{}s", self.requests, self.per.as_secs())?;
+        if self.burst > 1 {
+            write!(f, " (bursts of {})", self.burst)?;
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! The soak on the real adapters against moto: `DynamoLedger`, `DynamoClaims` and
 //! `SqsQueue` on the real SDK clients, each signing as its own function, through the
 //! fault proxy's seeded schedule (every AWS fault it knows); crash points (a handler
-//! future dropped at a random await point); the simulated NextPhone; the four processors
+//! future dropped at a random await point); the simulated NextPhone; the five processors
 //! fed by an event source from moto's queues (real visibility timeouts, receive counts,
 //! moto's redrive to the DLQs). The same plan, sender, sinks and ledger check as the
 //! in-memory soak ([`super::soak`]).

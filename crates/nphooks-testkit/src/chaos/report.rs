@@ -118,12 +118,7 @@ impl SoakReport {
                 *report.gave_up.entry(cause.clone()).or_default() += 1;
             }
             let mut orphaned = false;
-            for integration in [
-                Integration::Crm,
-                Integration::Email,
-                Integration::Slack,
-                Integration::Notify,
-            ] {
+            for integration in Integration::ALL {
                 let acted = log.acted(integration, &sent.key);
                 let routed = sent.route.contains(&integration);
                 let dead = dead_keys.contains(&(integration, sent.key.clone()));

@@ -110,9 +110,12 @@ const PERMANENT: [FailureReason; 6] = [
 ];
 
 impl RecordingSink {
-    /// CRM and notify send an idempotency key; Slack and SMTP cannot.
+    /// CRM, notify and callback send an idempotency key; Slack and SMTP cannot.
     fn idempotent(&self) -> bool {
-        matches!(self.integration, Integration::Crm | Integration::Notify)
+        matches!(
+            self.integration,
+            Integration::Crm | Integration::Notify | Integration::Callback
+        )
     }
 
     fn act(&self, envelope: &Envelope) {

@@ -1,4 +1,4 @@
-//! The soak driver: the simulated NextPhone, the receiver and the four processors on
+//! The soak driver: the simulated NextPhone, the receiver and the five processors on
 //! in-memory adapters under one fault plan, on one virtual clock. The driver jumps the
 //! clock to the next due event (a send, a message becoming visible), never sleeps, and
 //! at the end checks the ledger of what happened ([`super::report`]).
@@ -47,12 +47,7 @@ pub enum BrokenGuard {
     AnswerBeforeSent,
 }
 
-pub(crate) const INTEGRATIONS: [Integration; 4] = [
-    Integration::Crm,
-    Integration::Email,
-    Integration::Slack,
-    Integration::Notify,
-];
+pub(crate) const INTEGRATIONS: [Integration; 5] = Integration::ALL;
 /// The processors' Lambda timeout, and their queues' visibility timeout (6 ×).
 const LAMBDA_TIMEOUT: Duration = Duration::from_secs(30);
 const VISIBILITY: Duration = Duration::from_secs(180);
