@@ -188,9 +188,9 @@ mod tests {
         let report = run(&args(200, &events)).await.expect("the bench runs");
 
         assert!(report.is_exact(), "{}", report.violations());
-        // 50 demo requests × 5 integrations, 50 messages × slack, notify and callback,
+        // 50 demo requests × 4 integrations, 50 messages × slack, notify and callback,
         // 50 emergencies × slack and notify, 50 answered calls routed nowhere.
-        assert_eq!((report.expected_effects, report.effects), (500, 500));
+        assert_eq!((report.expected_effects, report.effects), (450, 450));
         assert_eq!(
             report.latencies.len(),
             150,
@@ -200,7 +200,7 @@ mod tests {
         assert!(report.wall > Duration::ZERO && report.effect_bytes > 0);
         let summary = report.summary();
         assert!(
-            summary.contains(" effects=500/500 missing=0 doubled=0 "),
+            summary.contains(" effects=450/450 missing=0 doubled=0 "),
             "{summary}"
         );
     }

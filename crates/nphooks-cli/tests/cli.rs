@@ -114,7 +114,7 @@ fn http_body(path: &Path) -> serde_json::Value {
 }
 
 #[test]
-fn given_a_clean_directory_when_demo_runs_offline_then_all_five_integrations_are_done_and_previews_match_the_processors()
+fn given_a_clean_directory_when_demo_runs_offline_then_all_four_integrations_are_done_and_previews_match_the_processors()
  {
     let dir = temp_dir("demo");
 
@@ -122,7 +122,7 @@ fn given_a_clean_directory_when_demo_runs_offline_then_all_five_integrations_are
 
     let out = text(&output);
     assert!(output.status.success(), "{out}");
-    for integration in ["crm", "email", "slack", "notify", "callback"] {
+    for integration in ["crm", "email", "slack", "notify"] {
         assert!(
             out.lines()
                 .any(|l| l.trim_start().starts_with(integration) && l.contains("✓ done")),
@@ -140,12 +140,6 @@ fn given_a_clean_directory_when_demo_runs_offline_then_all_five_integrations_are
     assert_eq!(
         http_body(&previews.join("crm.http")),
         crm::generic_body(&envelope)
-    );
-    let call = http_body(&previews.join("callback.http"));
-    assert_eq!(call["to"], "+15551234567", "{call}");
-    assert!(
-        call["script"].as_str().is_some_and(|s| s.contains("Dana")),
-        "{call}"
     );
     let mut notification = http_body(&previews.join("notify.http"));
     let mut expected = notify::notification(&envelope);
@@ -180,7 +174,7 @@ fn given_serve_when_send_signs_correctly_wrongly_and_repeats_then_one_set_of_eff
         run(nphooks(&dir).args(["send", "call.ended", "--url", &url, "--secret", secret]))
     };
 
-    // A correct signature: accepted, and five previews appear.
+    // A correct signature: accepted, and four previews appear.
     let accepted = send(TEST_WEBHOOK_SECRET);
     assert!(accepted.status.success(), "{}", text(&accepted));
     assert!(
@@ -189,8 +183,8 @@ fn given_serve_when_send_signs_correctly_wrongly_and_repeats_then_one_set_of_eff
         text(&accepted)
     );
     let outbox = dir.join("outbox");
-    wait_for("five previews", Duration::from_secs(20), || {
-        files_under(&outbox).len() == 5
+    wait_for("four previews", Duration::from_secs(20), || {
+        files_under(&outbox).len() == 4
     });
 
     // A wrong secret: 401, reported, non-zero exit.
@@ -210,7 +204,7 @@ fn given_serve_when_send_signs_correctly_wrongly_and_repeats_then_one_set_of_eff
         );
     }
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(files_under(&outbox).len(), 5, "one set of effects");
+    assert_eq!(files_under(&outbox).len(), 4, "one set of effects");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -303,8 +297,8 @@ async fn given_moto_when_notify_fails_permanently_then_dlq_redrive_and_replay_be
     assert!(dead.contains(key) && dead.contains("400"), "{dead}");
     assert_eq!(
         files_under(&outbox).len(),
-        4,
-        "crm, email, slack and callback previews"
+        3,
+        "crm, email and slack previews"
     );
     assert_eq!(requests().await, 1, "a permanent failure is not retried");
 

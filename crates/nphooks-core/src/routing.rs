@@ -123,9 +123,10 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
-    /// The demo-request flow: `call.ended` demo or quote request → all five integrations
-    /// (the call types marked as needing a call back); emergency → Slack and notify;
-    /// `message.collected` → Slack, notify and a call back.
+    /// The demo-request flow: `call.ended` demo or quote request → CRM, email, Slack and
+    /// notify; emergency → Slack and notify; `message.collected` (a message left) → Slack,
+    /// notify and a call back. No `call.ended` call type is called back by default: a
+    /// business marks those that need one with a rule of its own.
     pub fn default_table() -> Self {
         Self::from_json(DEFAULT_ROUTES).expect("the embedded routes.default.json is valid")
     }
@@ -243,11 +244,11 @@ mod tests {
         };
         assert_eq!(
             call("call.ended", "demo_request"),
-            vec![Crm, Email, Slack, Notify, Callback]
+            vec![Crm, Email, Slack, Notify]
         );
         assert_eq!(
             call("call.ended", "quote_request"),
-            vec![Crm, Email, Slack, Notify, Callback]
+            vec![Crm, Email, Slack, Notify]
         );
         assert_eq!(call("call.ended", "emergency"), vec![Slack, Notify]);
         assert_eq!(call("call.ended", "general_inquiry"), vec![]);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nphooks_core::config::{MAX_BODY_BYTES_LIMIT, MAX_BODY_BYTES_VAR, ReceiverConfig, Settings};
 use nphooks_core::envelope::Envelope;
-use nphooks_core::routing::Integration;
+use nphooks_core::routing::{Integration, ROUTES_VAR};
 use nphooks_deploy_checks::{Value, template};
 use nphooks_processor::process_batch;
 use nphooks_samples::{Delivery, WEBHOOK_PATH};
@@ -72,14 +72,18 @@ fn signed(body: &str) -> lambda_http::Request {
 
 #[tokio::test]
 async fn given_a_body_at_the_largest_limit_then_the_receiver_puts_it_in_every_queue() {
-    // GIVEN a receiver allowed the largest body the template allows, on moto queues with
-    // the template's MaximumMessageSize
+    // GIVEN a receiver allowed the largest body the template allows, routing the call to
+    // every integration, on moto queues with the template's MaximumMessageSize
     let moto = Moto::start("size-limit").await;
     let mut pairs = moto.receiver_settings();
     pairs.push((
         MAX_BODY_BYTES_VAR.to_owned(),
         MAX_BODY_BYTES_LIMIT.to_string(),
     ));
+    let every: Vec<&str> = Integration::ALL.iter().map(|i| i.as_str()).collect();
+    let route =
+        serde_json::json!([{"name": "all", "events": ["call.ended"], "integrations": every}]);
+    pairs.push((ROUTES_VAR.to_owned(), route.to_string()));
     let config = ReceiverConfig::from_settings(&Settings::from_pairs(pairs)).expect("config");
     let deps = receiver::Deps::new(config, moto.ledger(), moto.queue());
 

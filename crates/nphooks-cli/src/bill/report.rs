@@ -15,7 +15,7 @@ pub const MEMORY_MB: f64 = 128.0;
 /// Billed duration of one receiver invocation, stated: the issue measured 2.3 ms of CPU
 /// per accepted webhook at full speed with two writes; one write less is about 0.3 ms
 /// less, and a 128 MB function gets ~7 % of a vCPU (×14), about 28 ms; plus in-region
-/// latency of one `PutItem` and the five concurrent sends, ~12 ms.
+/// latency of one `PutItem` and the four concurrent sends, ~12 ms.
 pub const RECEIVER_MS: f64 = 40.0;
 
 /// Billed duration of one processor invocation (a batch of 10, records concurrent),
@@ -71,7 +71,7 @@ pub fn render(run: &Measured, per_month: u64) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n## {n} demo deliveries, body {} bytes (call.ended demo_request → crm, email, slack, notify, callback), counted at the endpoint\n",
+        "\n## {n} demo deliveries, body {} bytes (call.ended demo_request → crm, email, slack, notify), counted at the endpoint\n",
         run.body_bytes
     );
     out.push_str("| function | service | operation | requests / delivery | SQS billed (64 KB) | DynamoDB WCU | bytes sent |\n|---|---|---|---|---|---|---|\n");

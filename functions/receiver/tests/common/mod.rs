@@ -40,8 +40,21 @@ pub fn queue_url(integration: Integration) -> String {
     format!("memory://{integration}")
 }
 
+/// The default routes, with demo and quote requests also called back: in these tests a
+/// demo request reaches every queue (the default calls back only messages left).
+pub fn every_queue_routes() -> String {
+    let mut routes: Value = serde_json::from_str(include_str!(
+        "../../../../crates/nphooks-core/routes.default.json"
+    ))
+    .expect("the default routes");
+    assert_eq!(routes[0]["name"], "demo and quote requests");
+    routes[0]["integrations"] = Integration::ALL.iter().map(|i| i.as_str()).collect();
+    routes.to_string()
+}
+
 pub fn settings(queue_urls: &BTreeMap<Integration, String>, table: &str) -> Settings {
     let mut pairs = vec![
+        ("NPHOOKS_ROUTES".to_owned(), every_queue_routes()),
         (
             "NEXTPHONE_WEBHOOK_SECRETS".to_owned(),
             format!("rotated-out-secret,{TEST_WEBHOOK_SECRET}"),
