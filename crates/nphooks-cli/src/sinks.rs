@@ -31,6 +31,8 @@ pub const PREVIEW_SIGNING_SECRET: &str = "whsec_cHJldmlldy1vbmx5LW5vdC1hLXNlY3Jl
 #[derive(Debug, Clone)]
 pub enum PreviewKind {
     Crm,
+    /// `CRM_PROVIDER=salesforce`: the exact upsert, with the configured field map.
+    Salesforce(crm::salesforce::LeadShape),
     Email(email::EmailConfig),
     Slack,
     Notify(notify::SigningKey),
@@ -56,7 +58,12 @@ impl PreviewSink {
     ) -> anyhow::Result<Self> {
         let settings = setup.settings;
         let kind = match integration {
-            Integration::Crm => PreviewKind::Crm,
+            Integration::Crm => match crm::CrmProvider::from_settings(settings)? {
+                crm::CrmProvider::Salesforce => {
+                    PreviewKind::Salesforce(crm::salesforce::LeadShape::from_settings(settings)?)
+                }
+                _ => PreviewKind::Crm,
+            },
             Integration::Slack => PreviewKind::Slack,
             Integration::Callback => PreviewKind::Callback,
             Integration::Notify => {
@@ -124,6 +131,12 @@ impl PreviewSink {
                 );
                 (sink.deliver(envelope).await, "http")
             }
+            PreviewKind::Salesforce(shape) => (
+                salesforce_preview(shape, url("")?, client)
+                    .deliver(envelope)
+                    .await,
+                "http",
+            ),
             PreviewKind::Slack => (
                 slack::SlackSink::new(url("/services/T00000000/B00000000/PREVIEW")?, client)
                     .deliver(envelope)
@@ -164,6 +177,23 @@ impl PreviewSink {
     }
 }
 
+/// The Salesforce sink with a session already held for `instance` (the outbox): no token
+/// request, so the preview is the upsert alone, as Salesforce would receive it.
+fn salesforce_preview(
+    shape: &crm::salesforce::LeadShape,
+    instance: OutboundUrl,
+    client: reqwest::Client,
+) -> crm::CrmSink {
+    use crm::salesforce::{Salesforce, Session, Tokens};
+    let preview = || Secret::new("preview");
+    let tokens = Tokens::new(instance.clone(), preview(), preview(), true).with_session(Session {
+        instance,
+        token: Secret::new("preview-token"),
+    });
+    let shape = shape.clone();
+    crm::CrmSink::salesforce(Salesforce { shape, tokens }, client)
+}
+
 /// Writes the MIME message it is given to a file instead of sending it.
 #[derive(Debug)]
 pub struct OutboxMailer {
@@ -199,7 +229,9 @@ impl AnySink {
         let configured = |name: &str| settings.optional(name).is_some();
         Ok(match integration {
             Integration::Crm
-                if configured(crm::CRM_API_URL_VAR) || configured(crm::CRM_API_TOKEN_VAR) =>
+                if configured(crm::CRM_API_URL_VAR)
+                    || configured(crm::CRM_API_TOKEN_VAR)
+                    || configured(crm::salesforce::LOGIN_URL_VAR) =>
             {
                 AnySink::Crm(real(settings, allow_http, aws)?)
             }
@@ -344,6 +376,40 @@ mod tests {
         }
         let previews = timeouts(&Settings::from_pairs([("OTHER", "x")])).await;
         assert!(previews.iter().all(|(_, p, t)| *p && *t == PREVIEW_TIMEOUT));
+    }
+
+    #[tokio::test]
+    async fn given_salesforce_unconfigured_then_the_preview_is_the_exact_upsert() {
+        // GIVEN CRM_PROVIDER=salesforce with a field map, and no org
+        let dir = std::env::temp_dir().join(format!("nphooks-sf-preview-{}", std::process::id()));
+        let settings = Settings::from_pairs([
+            (crm::CRM_PROVIDER_VAR, "salesforce"),
+            (crm::salesforce::FIELD_MAP_VAR, r#"{"team_size":"Size__c"}"#),
+        ]);
+        let aws = aws_config::SdkConfig::builder().build();
+        let outbox = Outbox::start(dir.clone()).await.expect("outbox");
+        let sink = AnySink::for_integration(Integration::Crm, &settings, true, &aws, &outbox)
+            .expect("preview");
+        let webhook = r#"{"event":"call.ended","data":{"call_id":"c 1","caller":{"name":"Dana Whitfield"},"custom_fields":{"team_size":"40"}}}"#;
+        let envelope =
+            Envelope::decode(nphooks_samples::queue_message(webhook).body()).expect("envelope");
+
+        // WHEN the call is previewed
+        let delivered = sink.deliver(&envelope).await.expect("previewed");
+
+        // THEN the file holds the PATCH alone, keyed by the encoded delivery key
+        assert!(sink.is_preview() && matches!(delivered, Delivered::Sent(_)));
+        let path = outbox.path_for(&envelope, Integration::Crm, "http");
+        let text = std::fs::read_to_string(&path).expect("preview file");
+        let line = "PATCH /services/data/v62.0/sobjects/Lead/NPHooks_Delivery_Key__c/call.ended%23c%201 HTTP/1.1\n";
+        assert!(text.starts_with(line), "{text}");
+        assert!(
+            text.contains("\nauthorization: Bearer preview-token\n"),
+            "{text}"
+        );
+        let lead = r#"{"Company":"(unknown)","FirstName":"Dana","LastName":"Whitfield","LeadSource":"Phone Call","Size__c":"40"}"#;
+        assert!(text.ends_with(&format!("\n{lead}\n")), "{text}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]

@@ -20,6 +20,8 @@ fn secret_value(key: &str) -> String {
         "NEXTPHONE_WEBHOOK_SECRETS" => format!("{0},{0}9", unique("whsec_")),
         "NEXTPHONE_API_KEY" => unique("np_live_"),
         "CRM_API_TOKEN" => "crm-token".into(),
+        "SALESFORCE_CLIENT_ID" => "salesforce-client-id".into(),
+        "SALESFORCE_CLIENT_SECRET" => "salesforce-client-secret".into(),
         "SMTP_USERNAME" => "mailer".into(),
         "SMTP_PASSWORD" => "mail-password".into(),
         "SLACK_WEBHOOK_URL" => format!("https://hooks.slack.com/services/{}", unique("T1/B1/")),
@@ -117,6 +119,8 @@ const SECRET_NAMES: &[&str] = &[
     "NEXTPHONE_WEBHOOK_SECRETS",
     "NEXTPHONE_API_KEY",
     "CRM_API_TOKEN",
+    "SALESFORCE_CLIENT_ID",
+    "SALESFORCE_CLIENT_SECRET",
     "SMTP_PASSWORD",
     "SLACK_WEBHOOK_URL",
     "NOTIFY_SIGNING_SECRET",
@@ -157,7 +161,7 @@ async fn given_the_template_then_every_function_gets_exactly_the_config_its_code
     }
     let mut read_by = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
 
-    let parameter_sets: [&[(&str, &str)]; 2] = [
+    let parameter_sets: [&[(&str, &str)]; 3] = [
         &[],
         &[
             ("EmailTransport", "smtp"),
@@ -168,6 +172,11 @@ async fn given_the_template_then_every_function_gets_exactly_the_config_its_code
                 r#"[{"name":"all","events":["call.ended"],"integrations":["crm","email","slack","notify","callback"]}]"#,
             ),
             ("CrmProvider", "hubspot"),
+        ],
+        &[
+            ("CrmProvider", "salesforce"),
+            ("SalesforceLoginUrl", "https://acme.my.salesforce.com"),
+            ("SalesforceFieldMap", r#"{"region":"Region__c"}"#),
         ],
     ];
     let mut checked = BTreeSet::new();

@@ -125,17 +125,7 @@ pub struct Reply {
 /// status (including redirects, which are not followed) → permanent. The peer's answer
 /// body never becomes part of the failure: it may echo the caller's data.
 pub async fn send(request: reqwest::RequestBuilder) -> Result<Reply, SinkError> {
-    let response = request.send().await.map_err(|e| {
-        if e.is_timeout() {
-            SinkError::transient(FailureReason::Timeout)
-        } else if e.is_connect() {
-            SinkError::transient(FailureReason::ConnectFailed)
-        } else if e.is_builder() {
-            SinkError::permanent(FailureReason::Misconfigured)
-        } else {
-            SinkError::transient(FailureReason::RequestFailed)
-        }
-    })?;
+    let response = request.send().await.map_err(transport_error)?;
     let status = response.status();
     let retry_after = retry_after(response.headers(), SystemTime::now());
     classify(status, retry_after)?;
@@ -145,8 +135,22 @@ pub async fn send(request: reqwest::RequestBuilder) -> Result<Reply, SinkError> 
     })
 }
 
+/// A request that got no answer: timeout, no connection, a request we could not build,
+/// or a failure in transit.
+pub fn transport_error(e: reqwest::Error) -> SinkError {
+    if e.is_timeout() {
+        SinkError::transient(FailureReason::Timeout)
+    } else if e.is_connect() {
+        SinkError::transient(FailureReason::ConnectFailed)
+    } else if e.is_builder() {
+        SinkError::permanent(FailureReason::Misconfigured)
+    } else {
+        SinkError::transient(FailureReason::RequestFailed)
+    }
+}
+
 /// At most [`MAX_BODY_BYTES`] of the body, as text (invalid UTF-8 replaced).
-async fn read_capped(mut response: reqwest::Response) -> String {
+pub async fn read_capped(mut response: reqwest::Response) -> String {
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         let room = MAX_BODY_BYTES - body.len();

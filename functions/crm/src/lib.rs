@@ -5,6 +5,8 @@
 //! - `CRM_PROVIDER=hubspot`: a HubSpot CRM v3 contact upserted by email (or found by
 //!   phone), plus the call's summary as a note; `CRM_API_URL` is the API base
 //!   (default `https://api.hubapi.com`). See [`hubspot`].
+//! - `CRM_PROVIDER=salesforce`: a Salesforce Lead upserted on an external-ID field holding
+//!   the delivery key, with an OAuth 2.0 client-credentials token. See [`salesforce`].
 //!
 //! Nothing here logs a caller's name, phone, email or summary, nor the token. Error
 //! bodies from the CRM are left out of failure reasons (which are logged and kept on
@@ -12,6 +14,7 @@
 
 pub mod hubspot;
 mod lead;
+pub mod salesforce;
 
 use std::time::Duration;
 
@@ -20,7 +23,7 @@ use nphooks_core::envelope::Envelope;
 use nphooks_core::rate_limit::RateLimit;
 use nphooks_core::secret::Secret;
 use nphooks_processor::http::{self, OutboundUrl};
-use nphooks_processor::{Delivered, FromSetup, Sink, SinkError, SinkSetup};
+use nphooks_processor::{Delivered, FailureReason, FromSetup, Sink, SinkError, SinkSetup};
 use serde_json::Value;
 
 pub use lead::{CrmLead, LEAD_SOURCE, split_name};
@@ -38,36 +41,45 @@ pub const TIMEOUT: Duration = Duration::from_secs(8);
 pub enum CrmProvider {
     Generic,
     HubSpot,
+    Salesforce,
 }
 
 impl CrmProvider {
-    /// `generic` (also when unset) or `hubspot`, any case.
+    /// `generic` (also when unset), `hubspot` or `salesforce`, any case.
     pub fn from_settings(settings: &Settings) -> nphooks_processor::Result<Self> {
         match settings.optional(CRM_PROVIDER_VAR) {
             None => Ok(CrmProvider::Generic),
             Some(v) if v.eq_ignore_ascii_case("generic") => Ok(CrmProvider::Generic),
             Some(v) if v.eq_ignore_ascii_case("hubspot") => Ok(CrmProvider::HubSpot),
+            Some(v) if v.eq_ignore_ascii_case("salesforce") => Ok(CrmProvider::Salesforce),
             Some(other) => Err(config_error(
                 CRM_PROVIDER_VAR,
-                format!("must be generic or hubspot, got {other:?}"),
+                format!("must be generic, hubspot or salesforce, got {other:?}"),
             )),
         }
     }
 }
 
-/// The CRM sink. `Debug` shows the provider and URL, never the token.
+/// Where leads go: an endpoint and a bearer token (generic, HubSpot), or Salesforce.
+#[derive(Debug)]
+enum Target {
+    Bearer { url: OutboundUrl, token: Secret },
+    Salesforce(Box<salesforce::Salesforce>),
+}
+
+/// The CRM sink. `Debug` shows the provider and URL, never a token or credential.
 #[derive(Debug)]
 pub struct CrmSink {
     provider: CrmProvider,
-    url: OutboundUrl,
-    token: Secret,
+    target: Target,
     client: reqwest::Client,
     timeout: Duration,
 }
 
 impl CrmSink {
     /// `url` is the endpoint (generic) or the API base (HubSpot). The token must be
-    /// usable in a header (checked by [`CrmSink::from_settings`]).
+    /// usable in a header (checked by [`CrmSink::from_settings`]). Salesforce sinks are
+    /// made by [`CrmSink::salesforce`]; given here, every delivery fails as misconfigured.
     pub fn new(
         provider: CrmProvider,
         url: OutboundUrl,
@@ -76,8 +88,17 @@ impl CrmSink {
     ) -> Self {
         CrmSink {
             provider,
-            url,
-            token,
+            target: Target::Bearer { url, token },
+            client,
+            timeout: TIMEOUT,
+        }
+    }
+
+    /// A Salesforce sink.
+    pub fn salesforce(salesforce: salesforce::Salesforce, client: reqwest::Client) -> Self {
+        CrmSink {
+            provider: CrmProvider::Salesforce,
+            target: Target::Salesforce(Box::new(salesforce)),
             client,
             timeout: TIMEOUT,
         }
@@ -88,7 +109,8 @@ impl CrmSink {
         CrmSink { timeout, ..self }
     }
 
-    /// Reads `CRM_PROVIDER`, `CRM_API_URL` and `CRM_API_TOKEN`; every error names its variable.
+    /// Reads `CRM_PROVIDER`, then `CRM_API_URL` and `CRM_API_TOKEN`, or Salesforce's
+    /// settings ([`salesforce::Salesforce::from_settings`]); every error names its variable.
     pub fn from_settings(
         settings: &Settings,
         allow_http: bool,
@@ -96,6 +118,10 @@ impl CrmSink {
     ) -> nphooks_processor::Result<Self> {
         let provider = CrmProvider::from_settings(settings)?;
         let url = match (provider, settings.optional(CRM_API_URL_VAR)) {
+            (CrmProvider::Salesforce, _) => {
+                let salesforce = salesforce::Salesforce::from_settings(settings, allow_http)?;
+                return Ok(Self::salesforce(salesforce, client));
+            }
             (_, Some(url)) => url,
             (CrmProvider::HubSpot, None) => HUBSPOT_DEFAULT_BASE,
             (CrmProvider::Generic, None) => settings.required(CRM_API_URL_VAR)?,
@@ -118,13 +144,14 @@ impl CrmSink {
 
     async fn deliver_generic(
         &self,
+        (url, token): (&OutboundUrl, &Secret),
         lead: &CrmLead,
         envelope: &Envelope,
     ) -> Result<Delivered, SinkError> {
         let request = self
             .client
-            .post(self.url.url().clone())
-            .bearer_auth(self.token.expose())
+            .post(url.url().clone())
+            .bearer_auth(token.expose())
             .header(
                 "Idempotency-Key",
                 idempotency_key(envelope.delivery_key.as_str()),
@@ -158,25 +185,37 @@ impl Sink for CrmSink {
 
     fn rate_limit(&self) -> Option<RateLimit> {
         match self.provider {
-            CrmProvider::Generic => None,
+            CrmProvider::Generic | CrmProvider::Salesforce => None,
             CrmProvider::HubSpot => Some(HUBSPOT_RATE_LIMIT),
         }
     }
 
-    /// HubSpot: search or upsert, update or create, and the note.
+    /// HubSpot: search or upsert, update or create, and the note. Salesforce: the
+    /// upsert, sent again after a 401 (token requests are not API calls).
     fn requests_per_delivery(&self) -> u32 {
         match self.provider {
             CrmProvider::Generic => 1,
+            CrmProvider::Salesforce => 2,
             CrmProvider::HubSpot => 3,
         }
     }
 
     /// 2xx → sent; 408, 429 (`Retry-After` honoured), 5xx and network errors →
     /// transient; other 4xx, and a caller HubSpot cannot key → permanent (DLQ).
+    /// Salesforce's own codes: see [`salesforce::classify`].
     async fn deliver(&self, envelope: &Envelope) -> Result<Delivered, SinkError> {
         let lead = CrmLead::from_envelope(envelope);
+        let (url, token) = match &self.target {
+            Target::Salesforce(salesforce) => {
+                let key = envelope.delivery_key.as_str();
+                return salesforce.deliver(&self.client, &lead, key).await;
+            }
+            Target::Bearer { url, token } => (url, token),
+        };
         match self.provider {
-            CrmProvider::Generic => self.deliver_generic(&lead, envelope).await,
+            CrmProvider::Generic => self.deliver_generic((url, token), &lead, envelope).await,
+            CrmProvider::Salesforce => Err(SinkError::permanent(FailureReason::Misconfigured)
+                .with_detail("a Salesforce CRM sink must be built by CrmSink::salesforce")),
             CrmProvider::HubSpot => {
                 let timestamp = envelope
                     .webhook
@@ -186,8 +225,8 @@ impl Sink for CrmSink {
                     .unwrap_or(&envelope.received_at);
                 hubspot::HubSpot {
                     client: &self.client,
-                    base: &self.url,
-                    token: self.token.expose(),
+                    base: url,
+                    token: token.expose(),
                 }
                 .deliver(&lead, timestamp)
                 .await

@@ -477,12 +477,12 @@ fn given_bad_configuration_then_start_up_stops_naming_the_variable() {
         ),
         (
             &[
-                (CRM_PROVIDER_VAR, "salesforce"),
+                (CRM_PROVIDER_VAR, "zoho"),
                 (CRM_API_URL_VAR, "https://crm.example.com/leads"),
                 (CRM_API_TOKEN_VAR, TOKEN),
             ],
             true,
-            "CRM_PROVIDER must be generic or hubspot, got \"salesforce\"",
+            "CRM_PROVIDER must be generic, hubspot or salesforce, got \"zoho\"",
         ),
         (
             &[(CRM_API_URL_VAR, "https://crm.example.com/leads")],

@@ -6,7 +6,7 @@ use nphooks_core::routing::Integration;
 use nphooks_core::table;
 use nphooks_processor::process_batch;
 use nphooks_processor::retry::ATTEMPTS_ATTR;
-use wiremock::matchers::method;
+use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::{MakeSink, PLENTY, failed_ids, ok_server, requests, unpaced};
@@ -19,7 +19,7 @@ pub(super) async fn bad_request_goes_to_the_dlq(
     // GIVEN a sink that answers 400
     let moto = Moto::start(&format!("{integration}-400")).await;
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
+    Mock::given(any())
         .respond_with(ResponseTemplate::new(400).set_body_string("invalid_payload"))
         .mount(&server)
         .await;

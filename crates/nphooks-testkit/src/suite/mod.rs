@@ -12,7 +12,7 @@ use nphooks_core::routing::Integration;
 use nphooks_core::table;
 use nphooks_processor::retry::{ATTEMPTS_ATTR, NOT_BEFORE_ATTR};
 use nphooks_processor::{ProcessorDeps, Sink, process_batch};
-use wiremock::matchers::method;
+use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::{Moto, demo_request, envelope_for, sqs_event, sqs_message, text};
@@ -44,7 +44,7 @@ where
 
 async fn ok_server() -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
+    Mock::given(any())
         .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
         .with_priority(10)
         .mount(&server)
@@ -168,7 +168,7 @@ async fn too_many_requests_defers_by_retry_after(
     // GIVEN a sink that answers 429 with Retry-After: 7, and a message received with a long visibility
     let moto = Moto::start(&format!("{integration}-429")).await;
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
+    Mock::given(any())
         .respond_with(
             ResponseTemplate::new(429)
                 .insert_header("Retry-After", "7")
@@ -229,7 +229,7 @@ async fn hanging_sink_stops_before_the_deadline(
     // GIVEN a sink that hangs for 30 s and a Lambda with 4 s left
     let moto = Moto::start(&format!("{integration}-hang")).await;
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
+    Mock::given(any())
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
         .mount(&server)
         .await;

@@ -7,7 +7,7 @@ use nphooks_core::routing::Integration;
 use nphooks_processor::RecordOutcome;
 use nphooks_processor::process_batch;
 use nphooks_processor::retry::ATTEMPTS_ATTR;
-use wiremock::matchers::method;
+use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::{MakeSink, PLENTY, ok_server, on_virtual_time, requests, unpaced};
@@ -22,7 +22,7 @@ pub(super) async fn five_hundreds_then_success(
     // GIVEN a sink that answers 500, 500, then 200, and the message in its queue
     let moto = Moto::start(&format!("{integration}-5xx")).await;
     let server = ok_server().await;
-    Mock::given(method("POST"))
+    Mock::given(any())
         .respond_with(ResponseTemplate::new(500).set_body_string("boom"))
         .up_to_n_times(2)
         .with_priority(1)
@@ -81,7 +81,7 @@ pub(super) async fn down_for_thirty_minutes_then_back(
         moto.processor_deps(integration, make_sink(&server.uri())),
     ));
     let down = DownUntil::new(&clock, clock.now() + Duration::from_secs(30 * 60), 503);
-    Mock::given(method("POST"))
+    Mock::given(any())
         .respond_with(down.clone())
         .mount(&server)
         .await;
@@ -117,7 +117,7 @@ pub(super) async fn down_past_the_horizon_is_dead_lettered(
         moto.processor_deps(integration, make_sink(&server.uri())),
     ));
     let down = DownUntil::new(&clock, clock.now() + Duration::from_secs(48 * 3600), 503);
-    Mock::given(method("POST"))
+    Mock::given(any())
         .respond_with(down.clone())
         .mount(&server)
         .await;
