@@ -4,12 +4,13 @@
 #   2. starts a moto server on a free loopback port and points the real AWS SDK
 #      clients at it through AWS_ENDPOINT_URL, and a real SMTP server (aiosmtpd,
 #      scripts/smtp_server.py) on another,
-#   3. runs rustfmt --check, clippy with warnings denied, and all tests,
+#   3. runs rustfmt --check, builds every test with clippy's lints (warnings denied), runs them,
 #   4. holds every AWS call each function made in those tests against the IAM role
 #      `sam deploy` generates for it (scripts/iam: moto's request recorder, the SAM
 #      transform; see README "What runs"), after the checker's own unit tests,
-#   5. lints template.yaml and runs `sam build` for every function (scripts/sam-build.sh,
-#      at the lowest CPU priority while the tests run; NPHOOKS_SKIP_SAM_BUILD=1 skips it).
+#   5. lints template.yaml and runs `sam build` for every function (scripts/sam-build.sh;
+#      the functions compile from the start at the lowest CPU priority, on whatever the
+#      tests' build and run leave idle; NPHOOKS_SKIP_SAM_BUILD=1 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,10 +19,13 @@ source scripts/lib/stand-ins.sh   # VENV, PY_PACKAGES, stand_ins_* (also used by
 log() { printf '\n== [+%ss] %s\n' "$SECONDS" "$*"; }
 
 if [ "${NPHOOKS_SKIP_SAM_BUILD:-0}" != 1 ]; then
-  # The SAM tools (and the arm64 target) download while the tests build: mostly network time.
-  SAM_INSTALL_LOG=$(mktemp -t sam-install.XXXXXX.log)
-  scripts/sam-build.sh --install-only >"$SAM_INSTALL_LOG" 2>&1 &
-  SAM_INSTALL_PID=$!
+  # The SAM tools (and the arm64 target) download, then the release arm64 build of every
+  # function runs at the lowest priority: it shares nothing with the tests' build (another
+  # profile and target, so no lock), and takes the cores the tests leave idle — while
+  # they compile one big crate on one core, while they wait on moto — for the whole run.
+  SAM_COMPILE_LOG=$(mktemp -t sam-compile.XXXXXX.log)
+  setsid nice -n 19 scripts/sam-build.sh --install-and-compile >"$SAM_COMPILE_LOG" 2>&1 &
+  SAM_COMPILE_PID=$!
 fi
 
 log "python stand-ins (${PY_PACKAGES[*]}) in $VENV"
@@ -30,9 +34,9 @@ stand_ins_install
 MOTO_RECORDING=$(mktemp -t moto-recording.XXXXXX.jsonl)
 cleanup() {
   # A build still running (the tests failed first) goes with us: it has its own group.
-  [ -z "${SAM_BUILD_PID:-}" ] || kill -- "-$SAM_BUILD_PID" 2>/dev/null || true
+  [ -z "${SAM_COMPILE_PID:-}" ] || kill -- "-$SAM_COMPILE_PID" 2>/dev/null || true
   stand_ins_stop
-  rm -rf "${MOTO_RECORDING:-}" "${NPHOOKS_TEST_LOG_DIR:-}" "${SAM_INSTALL_LOG:-}" "${SAM_BUILD_LOG:-}"
+  rm -rf "${MOTO_RECORDING:-}" "${NPHOOKS_TEST_LOG_DIR:-}" "${SAM_COMPILE_LOG:-}"
 }
 trap cleanup EXIT
 stand_ins_start_moto "$MOTO_RECORDING"
@@ -46,21 +50,15 @@ export NPHOOKS_TEST_LOG_DIR; NPHOOKS_TEST_LOG_DIR=$(mktemp -d -t nphooks-test-lo
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
-log "cargo clippy (warnings denied)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
-
-log "cargo test: build"
+log "cargo test: build, linted by clippy as it compiles (warnings denied)"
+# The same lints as `cargo clippy --workspace --all-targets -- -D warnings`, in one pass:
+# clippy's driver compiles the workspace's own crates (cargo's wrapper for them only), so
+# the dependencies are compiled once, not checked for clippy and then built for the tests.
+# Every later cargo command here keeps the two variables, so nothing is rebuilt.
+RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)"
+CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"  # clippy-driver's own format
+export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 cargo test --workspace --all-targets --locked --no-run
-
-if [ "${NPHOOKS_SKIP_SAM_BUILD:-0}" != 1 ]; then
-  # The release arm64 build shares nothing with the tests' build: it runs at the lowest
-  # priority on the cores the tests leave idle while they wait on moto and sleep.
-  wait "$SAM_INSTALL_PID" || { cat "$SAM_INSTALL_LOG"; echo "installing the SAM tools failed" >&2; exit 1; }
-  SAM_BUILD_LOG=$(mktemp -t sam-build.XXXXXX.log)
-  setsid nice -n 19 scripts/sam-build.sh --installed >"$SAM_BUILD_LOG" 2>&1 &
-  SAM_BUILD_PID=$!
-  log "template lint and sam build started in the background (log: $SAM_BUILD_LOG)"
-fi
 
 log "cargo test: run"
 # The 100k-delivery chaos soak runs on its own, so that its summary line shows here.
@@ -90,11 +88,12 @@ log "leak scan: no caller data in any log line, queue message attribute or table
 if [ "${NPHOOKS_SKIP_SAM_BUILD:-0}" = 1 ]; then
   log "template lint and sam build skipped (NPHOOKS_SKIP_SAM_BUILD=1)"
 else
-  log "template lint and sam build (scripts/sam-build.sh, started after the tests' build)"
-  cat "$SAM_INSTALL_LOG"
-  sam_status=0
-  wait "$SAM_BUILD_PID" || sam_status=$?
-  cat "$SAM_BUILD_LOG"
-  [ "$sam_status" = 0 ] || { echo "scripts/sam-build.sh failed (exit $sam_status)" >&2; exit "$sam_status"; }
+  log "the functions' release arm64 build (scripts/sam-build.sh, started with the run)"
+  compile_status=0
+  wait "$SAM_COMPILE_PID" || compile_status=$?
+  cat "$SAM_COMPILE_LOG"
+  [ "$compile_status" = 0 ] || { echo "scripts/sam-build.sh --install-and-compile failed (exit $compile_status)" >&2; exit "$compile_status"; }
+  log "template lint and sam build (each function's binary is already built: sam build copies it)"
+  scripts/sam-build.sh --installed
 fi
 log "all checks passed"
