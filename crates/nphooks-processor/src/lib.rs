@@ -13,6 +13,7 @@ pub mod failure;
 pub mod http;
 mod lambda;
 pub mod limiter;
+pub mod metrics;
 pub mod nextphone;
 pub mod retry;
 mod runtime;

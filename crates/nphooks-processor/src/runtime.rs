@@ -14,7 +14,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
 use lambda_runtime::LambdaEvent;
 use nphooks_core::claims::{Claim, EffectClaim, EffectClaims};
-use nphooks_core::clock::Clock;
+use nphooks_core::clock::{Clock, parse_rfc3339};
 use nphooks_core::envelope::Envelope;
 use nphooks_core::epoch_seconds;
 use nphooks_core::queue::Queue;
@@ -24,6 +24,7 @@ use tracing::Instrument;
 
 use crate::config::ProcessorConfig;
 use crate::failure::{FailureReason, SinkError};
+use crate::metrics::{Tally, Trace, emit_batch};
 use crate::retry::RetryState;
 use crate::settle::{Deferral, Settle};
 
@@ -129,6 +130,16 @@ where
     K: Sink,
     L: RateLimiter,
 {
+    let settled = settle_records(deps, records, lambda_deadline).await;
+    settled.into_iter().map(|(outcome, _)| outcome).collect()
+}
+
+/// [`process_records`], with how each record counts in the batch's metrics.
+async fn settle_records<C: EffectClaims, Q: Queue, K: Sink, L: RateLimiter>(
+    deps: &ProcessorDeps<C, Q, K, L>,
+    records: &[SqsMessage],
+    lambda_deadline: SystemTime,
+) -> Vec<(RecordOutcome, Tally)> {
     let left = lambda_deadline
         .duration_since(SystemTime::now())
         .unwrap_or_default();
@@ -144,7 +155,8 @@ where
 
 /// Processes a batch; each record on its own. Records left on the queue are reported as
 /// batch item failures; if one of them has no message id (which SQS always sets) the
-/// whole batch is failed instead, since an empty identifier would fail it anyway.
+/// whole batch is failed instead, since an empty identifier would fail it anyway. The
+/// batch's health metrics are emitted as one line (see [`crate::metrics`]).
 pub async fn process_batch<C, Q, K, L>(
     deps: &ProcessorDeps<C, Q, K, L>,
     event: LambdaEvent<SqsEvent>,
@@ -156,10 +168,12 @@ where
     L: RateLimiter,
 {
     let records = &event.payload.records;
-    let outcomes = process_records(deps, records, event.context.deadline()).await;
+    let settled = settle_records(deps, records, event.context.deadline()).await;
+    let tallies: Vec<Tally> = settled.iter().map(|(_, tally)| *tally).collect();
+    emit_batch(deps.config.integration.as_str(), &tallies, deps.clock.now());
 
     let mut response = SqsBatchResponse::default();
-    for (record, outcome) in records.iter().zip(outcomes) {
+    for (record, (outcome, _)) in records.iter().zip(settled) {
         if !outcome.is_final() {
             match record.message_id.as_deref().filter(|id| !id.is_empty()) {
                 Some(id) => response.add_failure(id),
@@ -179,7 +193,7 @@ async fn process_record<C, Q, K, L>(
     record: &SqsMessage,
     deadline: Instant,
     lease_until: u64,
-) -> RecordOutcome
+) -> (RecordOutcome, Tally)
 where
     C: EffectClaims,
     Q: Queue,
@@ -192,7 +206,9 @@ where
     let Ok(envelope) = Envelope::decode(record.body.as_deref().unwrap_or_default()) else {
         // The parse error may quote the body: only the class is logged and kept.
         tracing::error!(integration, message_id, "unreadable message");
-        return settle.dead_letter("unreadable_message").await;
+        let outcome = settle.dead_letter("unreadable_message").await;
+        let tally = Tally::of(&outcome, Trace::default(), None);
+        return (outcome, tally);
     };
     let span = tracing::info_span!(
         "message",
@@ -202,11 +218,13 @@ where
         delivery_key = %envelope.delivery_key,
     );
     let started = Instant::now();
-    let outcome = act(deps, settle, &envelope, deadline, lease_until)
+    let mut trace = Trace::default();
+    let outcome = act(deps, settle, &envelope, deadline, lease_until, &mut trace)
         .instrument(span.clone())
         .await;
     span.in_scope(|| log_outcome(&outcome, started.elapsed()));
-    outcome
+    let tally = Tally::of(&outcome, trace, parse_rfc3339(&envelope.received_at));
+    (outcome, tally)
 }
 
 fn log_outcome(outcome: &RecordOutcome, elapsed: Duration) {
@@ -244,6 +262,7 @@ async fn act<C, Q, K, L>(
     envelope: &Envelope,
     deadline: Instant,
     lease_until: u64,
+    trace: &mut Trace,
 ) -> RecordOutcome
 where
     C: EffectClaims,
@@ -305,6 +324,7 @@ where
     let now = deps.clock.now();
     match result {
         Ok(delivered) => {
+            trace.effect_at = Some(now);
             if let Err(error) = deps.claims.complete(&claim, epoch_seconds(now)).await {
                 // The effect happened; a redelivery may repeat it only if this record is lost.
                 tracing::error!(%error, "delivered, but could not mark the claim completed");
@@ -312,6 +332,7 @@ where
             RecordOutcome::Done(delivered)
         }
         Err(error) if error.retryable => {
+            trace.sink_failed = true;
             release(deps, &claim).await;
             if error.is_rate_limited() {
                 let wait = error.retry_after.unwrap_or(deps.config.retry.base);

@@ -1,24 +1,27 @@
 //! The processor's per-record state machine on the in-memory adapters (claims, queue,
-//! limiter) and a scripted sink: no moto, no network.
+//! limiter) and a scripted sink: no moto, no network. Also each batch's health metrics.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::event::sqs::SqsMessage;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use lambda_runtime::{Context, LambdaEvent};
 use nphooks_core::claims::{Claim, ClaimKey, ClaimState, EffectClaim, EffectClaims, MemoryClaims};
 use nphooks_core::clock::Clock;
 use nphooks_core::delivery::DeliveryKey;
 use nphooks_core::envelope::Envelope;
+use nphooks_core::metrics::Capture;
 use nphooks_core::queue::MemoryQueue;
 use nphooks_core::rate_limit::MemoryRateLimiter;
 use nphooks_core::routing::Integration;
 use nphooks_core::window::ReplayWindow;
+use nphooks_processor::metrics::{COUNTS, EFFECT_LATENCY, INTEGRATION_DIMENSION};
 use nphooks_processor::retry::ATTEMPTS_ATTR;
 use nphooks_processor::{
     Deferral, Delivered, FailureReason, ProcessorConfig, ProcessorDeps, RecordOutcome, Sink,
-    SinkError, process_records,
+    SinkError, process_batch, process_records,
 };
 
 const QUEUE: &str = "memory://crm";
@@ -86,21 +89,26 @@ async fn claimed_by_another_run(deps: &Deps, lease: Duration) -> EffectClaim {
     other
 }
 
-/// Runs one record of the demo envelope through the processor.
-async fn process(deps: &Deps) -> RecordOutcome {
+/// An SQS record of the demo envelope, received by the receiver at `received_at`.
+fn record(received_at: &str) -> SqsMessage {
     let webhook =
         r#"{"event":"call.ended","data":{"call_id":"call_act","call_type":"demo_request"}}"#;
     let body = format!(
-        r#"{{"v":1,"delivery_key":"{KEY}","event":"call.ended","received_at":"2026-11-26T15:30:01Z","webhook":{webhook}}}"#
+        r#"{{"v":1,"delivery_key":"{KEY}","event":"call.ended","received_at":"{received_at}","webhook":{webhook}}}"#
     );
-    let record: SqsMessage = serde_json::from_value(serde_json::json!({
+    serde_json::from_value(serde_json::json!({
         "messageId": "m-1",
         "receiptHandle": "r-1",
         "body": body,
         "attributes": {"ApproximateReceiveCount": "1"},
         "messageAttributes": {}
     }))
-    .expect("a valid SQS record");
+    .expect("a valid SQS record")
+}
+
+/// Runs one record of the demo envelope through the processor.
+async fn process(deps: &Deps) -> RecordOutcome {
+    let record = record("2026-11-26T15:30:01Z");
     let deadline = SystemTime::now() + Duration::from_secs(60);
     let mut outcomes = process_records(deps, &[record], deadline).await;
     assert_eq!(outcomes.len(), 1);
@@ -196,4 +204,48 @@ async fn given_a_permanent_failure_then_the_claim_fails_and_the_message_is_dead_
         .find(|(n, _)| *n == "failure_reason");
     assert_eq!(stored.map(|(_, v)| v.as_str()), Some(reason.as_str()));
     assert!(deps.queue.messages(QUEUE).is_empty(), "not retried");
+}
+
+/// Runs one record received at `start()`, with the clock at `start() + after`, as the
+/// Lambda runs a batch; returns the batch's EMF lines.
+async fn batch_metrics(deps: &Deps, after: Duration) -> Vec<serde_json::Value> {
+    let mut context = Context::default();
+    context.deadline = nphooks_core::clock::epoch_millis(SystemTime::now()) + 60_000;
+    let mut event = SqsEvent::default();
+    event.records = vec![record(&nphooks_core::rfc3339(start()))];
+    deps.clock.advance(after);
+    let capture = Capture::start();
+    process_batch(deps, LambdaEvent::new(event, context))
+        .await
+        .expect("a batch response");
+    capture.lines()
+}
+
+/// The counts (Delivered, Retried, DeadLettered, AlreadyDone) of a crm batch's line; a
+/// count left out is 0.
+fn counts(line: &serde_json::Value) -> [u64; 4] {
+    assert_eq!(line[INTEGRATION_DIMENSION], "crm");
+    COUNTS.map(|name| line.get(name).map_or(0, |n| n.as_u64().expect("a count")))
+}
+
+#[tokio::test]
+async fn given_a_delivered_record_then_its_batch_counts_it_with_the_latency_since_receipt() {
+    let deps = deps(vec![]);
+    let lines = batch_metrics(&deps, Duration::from_millis(2345)).await;
+    assert_eq!(lines.len(), 1, "one line per batch");
+    assert_eq!(counts(&lines[0]), [1, 0, 0, 0]);
+    assert_eq!(lines[0][EFFECT_LATENCY], 2345);
+}
+
+#[tokio::test]
+async fn given_a_retried_and_a_dead_lettered_record_then_each_batch_counts_it_without_latency() {
+    let transient = deps(vec![Err(SinkError::transient(FailureReason::ServerError))]);
+    let permanent = deps(vec![Err(SinkError::permanent(
+        FailureReason::InvalidPayload,
+    ))]);
+    let retried = batch_metrics(&transient, Duration::ZERO).await;
+    let dead = batch_metrics(&permanent, Duration::ZERO).await;
+    assert_eq!(counts(&retried[0]), [0, 1, 0, 0]);
+    assert_eq!(counts(&dead[0]), [0, 0, 1, 0]);
+    assert!(retried[0].get(EFFECT_LATENCY).is_none() && dead[0].get(EFFECT_LATENCY).is_none());
 }

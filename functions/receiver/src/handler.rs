@@ -13,6 +13,7 @@ use nphooks_core::ConfigError;
 use nphooks_core::delivery::{DeliveryKey, payload_hash};
 use nphooks_core::envelope::QueueMessage;
 use nphooks_core::ledger::{Begin, DeliveryLedger, NewDelivery};
+use nphooks_core::metrics::receiver as receiver_metrics;
 use nphooks_core::queue::Queue;
 use nphooks_core::routing::Integration;
 use nphooks_core::signature::{SIGNATURE_HEADER, VerifiedBody, VerifiedWebhook};
@@ -26,12 +27,23 @@ use crate::deps::{Deps, Metrics};
 /// The whole request must finish inside this, well under the sender's 5 s.
 pub const RECEIVE_BUDGET: Duration = Duration::from_millis(3500);
 
-/// Handles one API Gateway request. Never fails: every problem becomes an answer.
+/// Handles one API Gateway request. Never fails: every problem becomes an answer, each
+/// counted by how it was answered (the dashboard's accepted, duplicate and refused).
 pub async fn handle<L: DeliveryLedger, Q: Queue>(
     deps: &Deps<L, Q>,
     request: Request,
 ) -> Response<Body> {
-    answer(&receive(deps, &request).await)
+    let result = receive(deps, &request).await;
+    let metric = match &result {
+        Ok(Outcome::Accepted { .. }) => Some(receiver_metrics::ACCEPTED),
+        Ok(Outcome::Duplicate { .. }) => Some(receiver_metrics::DUPLICATE),
+        Err(error) if error.status().is_client_error() => Some(receiver_metrics::REFUSED),
+        _ => None,
+    };
+    if let Some(metric) = metric {
+        nphooks_core::metrics::emit_count("receiver", metric);
+    }
+    answer(&result)
 }
 
 /// Receives one request within [`RECEIVE_BUDGET`] and logs it as one line on the
