@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use aws_sdk_dynamodb::types::TimeToLiveSpecification;
-use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use nphooks_core::claims::{ClaimKey, DynamoClaims, EffectClaims};
 use nphooks_core::clock::Clock;
 use nphooks_core::config::Settings;
@@ -16,7 +16,9 @@ use nphooks_core::queue::SqsQueue;
 use nphooks_core::rate_limit::MemoryRateLimiter;
 use nphooks_core::routing::Integration;
 use nphooks_core::table;
-use nphooks_processor::{ProcessorConfig, ProcessorDeps, RecordOutcome, process_records};
+use nphooks_processor::{
+    Delivered, ProcessorConfig, ProcessorDeps, RecordOutcome, process_records,
+};
 
 use crate::queues::{MAX_RECEIVE_COUNT, aws_error, record};
 use crate::serve::{default_table, dlq_name, queue_name, queue_url};
@@ -104,12 +106,14 @@ async fn create_queue(
     created.queue_url.context("the queue has no URL")
 }
 
-/// A dead letter: its id, why it failed, and which delivery it was.
+/// A dead letter: its id, why it failed, which delivery it was, and when it was sent to
+/// the DLQ (epoch milliseconds, when SQS says).
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
     pub message_id: String,
     pub reason: String,
     pub delivery_key: String,
+    pub sent_at_ms: Option<u64>,
 }
 
 /// Lists an integration's DLQ without consuming it.
@@ -129,6 +133,7 @@ pub async fn dlq_list(
             .max_number_of_messages(10)
             .visibility_timeout(0)
             .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
             .await
             .map_err(aws_error)?
@@ -153,10 +158,15 @@ pub async fn dlq_list(
                     || "(unreadable body)".to_owned(),
                     |e| e.delivery_key.to_string(),
                 );
+            let sent_at_ms = message
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+                .and_then(|t| t.parse().ok());
             letters.push(DeadLetter {
                 message_id: id,
                 reason,
                 delivery_key,
+                sent_at_ms,
             });
         }
         if letters.len() == before {
@@ -165,15 +175,34 @@ pub async fn dlq_list(
     }
 }
 
+/// Which letters a redrive moves.
+#[derive(Debug, Clone, Copy)]
+pub enum Letters<'a> {
+    All,
+    /// These message ids; the others stay in the DLQ, visible.
+    Only(&'a [String]),
+}
+
 /// Moves every message of an integration's DLQ back to its queue (body intact).
 pub async fn dlq_redrive(
     aws: &aws_config::SdkConfig,
     integration: Integration,
 ) -> anyhow::Result<usize> {
+    redrive(aws, integration, Letters::All).await
+}
+
+/// Moves the `letters` of an integration's DLQ back to its queue (body intact): the one
+/// code path of `nphooks dlq redrive` and the dashboard's redrive.
+pub async fn redrive(
+    aws: &aws_config::SdkConfig,
+    integration: Integration,
+    letters: Letters<'_>,
+) -> anyhow::Result<usize> {
     let sqs = aws_sdk_sqs::Client::new(aws);
     let dlq = queue_url(&sqs, &dlq_name(integration)).await?;
     let queue = queue_url(&sqs, &queue_name(integration)).await?;
     let mut moved = 0;
+    let mut seen = BTreeSet::new();
     loop {
         let batch = sqs
             .receive_message()
@@ -185,10 +214,23 @@ pub async fn dlq_redrive(
             .map_err(aws_error)?
             .messages
             .unwrap_or_default();
-        if batch.is_empty() {
-            return Ok(moved);
-        }
+        let mut new = 0;
         for message in batch {
+            let id = message.message_id().unwrap_or_default().to_owned();
+            let receipt = message.receipt_handle().unwrap_or_default();
+            new += usize::from(seen.insert(id.clone()));
+            if let Letters::Only(chosen) = letters
+                && !chosen.contains(&id)
+            {
+                sqs.change_message_visibility()
+                    .queue_url(&dlq)
+                    .receipt_handle(receipt)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .map_err(aws_error)?;
+                continue;
+            }
             sqs.send_message()
                 .queue_url(&queue)
                 .message_body(message.body().unwrap_or_default())
@@ -197,11 +239,18 @@ pub async fn dlq_redrive(
                 .map_err(aws_error)?;
             sqs.delete_message()
                 .queue_url(&dlq)
-                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .receipt_handle(receipt)
                 .send()
                 .await
                 .map_err(aws_error)?;
             moved += 1;
+        }
+        let done = match letters {
+            Letters::All => new == 0,
+            Letters::Only(chosen) => new == 0 || moved == chosen.len(),
+        };
+        if done {
+            return Ok(moved);
         }
     }
 }
@@ -281,4 +330,26 @@ pub async fn replay(
         outcomes.push((integration, outcome));
     }
     Ok(outcomes)
+}
+
+/// What a replayed integration did, in a line, and whether it succeeded.
+pub fn outcome_text(outcome: &RecordOutcome) -> (bool, String) {
+    match outcome {
+        RecordOutcome::Done(Delivered::Sent(what)) => (true, format!("✓ {what}")),
+        RecordOutcome::Done(Delivered::Skipped(why)) => (true, format!("✓ skipped: {why}")),
+        RecordOutcome::AlreadyDone => (
+            true,
+            "already completed (pass --force to run it again)".to_owned(),
+        ),
+        RecordOutcome::DeadLettered(reason) => (false, format!("✗ dead-lettered: {reason}")),
+        RecordOutcome::Deferred { why, until } => (
+            false,
+            format!(
+                "… {} — re-queued, due {}",
+                why.as_str(),
+                nphooks_core::rfc3339(*until)
+            ),
+        ),
+        RecordOutcome::Retry(reason) => (false, format!("✗ failed: {reason}")),
+    }
 }

@@ -87,7 +87,25 @@ pub struct Running {
     pub tracker: Arc<Tracker>,
     pub outbox: Arc<Outbox>,
     pub previews: Vec<Integration>,
+    /// SQS and DynamoDB (`--aws`), else memory.
+    pub aws: bool,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// What the dashboard reads of this pipeline: its table and DLQs (`--aws`, moto
+    /// included). The in-memory state is not offered yet.
+    pub fn dashboard_source(
+        &self,
+        settings: Settings,
+        aws: aws_config::SdkConfig,
+    ) -> anyhow::Result<Arc<dyn crate::dashboard::DashboardSource>> {
+        anyhow::ensure!(
+            self.aws,
+            "the dashboard reads serve's state on SQS and DynamoDB only: run `nphooks serve --aws` (a moto server after `nphooks init-local`)"
+        );
+        Ok(Arc::new(crate::dashboard::AwsSource::new(aws, settings)))
+    }
 }
 
 impl Drop for Running {
@@ -288,6 +306,7 @@ where
         tracker,
         outbox,
         previews,
+        aws: options.aws,
         tasks,
     })
 }
