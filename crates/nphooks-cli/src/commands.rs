@@ -96,7 +96,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let running = serve::start(settings.clone(), &options).await?;
     let _dashboard = match args.dashboard_port {
         Some(port) => {
-            let source = running.dashboard_source(settings, aws_config().await)?;
+            let source = running.dashboard_source(settings, aws_config().await);
             let options = crate::dashboard::DashboardOptions {
                 port,
                 read_only: false,

@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod chart;
 pub mod guard;
+pub mod memory;
 pub mod pages;
 pub mod source;
 
@@ -256,8 +257,10 @@ impl App {
                 ))
             }
             "/actions/replay" => {
-                let lines = self.source.replay(key, integration).await?;
-                tracing::info!(key, outcome = %lines.join("; "), "dashboard replay");
+                for (integration, outcome) in self.source.replay(key, integration).await? {
+                    let outcome = crate::ops::outcome_text(&outcome).1;
+                    tracing::info!(key, %integration, outcome, "dashboard replay");
+                }
                 Ok(see_other(&pages::detail_href(key)))
             }
             _ => {

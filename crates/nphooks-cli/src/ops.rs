@@ -1,7 +1,8 @@
 //! Operator commands against SQS and DynamoDB (AWS, or moto through `AWS_ENDPOINT_URL`):
 //! `init-local`, `dlq list|redrive`, `replay`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
@@ -11,8 +12,9 @@ use nphooks_core::claims::{ClaimKey, DynamoClaims, EffectClaims};
 use nphooks_core::clock::Clock;
 use nphooks_core::config::Settings;
 use nphooks_core::delivery::DeliveryKey;
-use nphooks_core::ledger::{DeliveryLedger, DynamoLedger};
-use nphooks_core::queue::SqsQueue;
+use nphooks_core::envelope::QueueMessage;
+use nphooks_core::ledger::{DeliveryLedger, DynamoLedger, StoredDelivery};
+use nphooks_core::queue::{Queue, SqsQueue};
 use nphooks_core::rate_limit::MemoryRateLimiter;
 use nphooks_core::routing::Integration;
 use nphooks_core::table;
@@ -20,7 +22,7 @@ use nphooks_processor::{
     Delivered, ProcessorConfig, ProcessorDeps, RecordOutcome, process_records,
 };
 
-use crate::queues::{MAX_RECEIVE_COUNT, aws_error, record};
+use crate::queues::{MAX_RECEIVE_COUNT, QueueSource, SqsSource, aws_error, record};
 use crate::serve::{default_table, dlq_name, queue_name, queue_url};
 use crate::sinks::{AnySink, Outbox};
 
@@ -191,8 +193,7 @@ pub async fn dlq_redrive(
     redrive(aws, integration, Letters::All).await
 }
 
-/// Moves the `letters` of an integration's DLQ back to its queue (body intact): the one
-/// code path of `nphooks dlq redrive` and the dashboard's redrive.
+/// Moves the `letters` of an integration's DLQ back to its queue on SQS (or moto).
 pub async fn redrive(
     aws: &aws_config::SdkConfig,
     integration: Integration,
@@ -201,48 +202,41 @@ pub async fn redrive(
     let sqs = aws_sdk_sqs::Client::new(aws);
     let dlq = queue_url(&sqs, &dlq_name(integration)).await?;
     let queue = queue_url(&sqs, &queue_name(integration)).await?;
+    let source = SqsSource { client: sqs };
+    redrive_with(&source, &SqsQueue::connect(aws), &dlq, &queue, letters).await
+}
+
+/// Moves `letters` of the DLQ `dlq` back to `queue` (body intact): the one code path of
+/// `nphooks dlq redrive` and the dashboard's redrive, on SQS or in memory. Letters are
+/// received with no visibility timeout, so those not chosen stay visible.
+pub async fn redrive_with<S: QueueSource, Q: Queue>(
+    source: &S,
+    sender: &Q,
+    dlq: &str,
+    queue: &str,
+    letters: Letters<'_>,
+) -> anyhow::Result<usize> {
     let mut moved = 0;
     let mut seen = BTreeSet::new();
     loop {
-        let batch = sqs
-            .receive_message()
-            .queue_url(&dlq)
-            .max_number_of_messages(10)
-            .visibility_timeout(30)
-            .send()
-            .await
-            .map_err(aws_error)?
-            .messages
-            .unwrap_or_default();
+        let batch = source.receive(dlq, 10, Duration::ZERO).await?;
         let mut new = 0;
         for message in batch {
-            let id = message.message_id().unwrap_or_default().to_owned();
-            let receipt = message.receipt_handle().unwrap_or_default();
+            let id = message.message_id.clone().unwrap_or_default();
             new += usize::from(seen.insert(id.clone()));
             if let Letters::Only(chosen) = letters
                 && !chosen.contains(&id)
             {
-                sqs.change_message_visibility()
-                    .queue_url(&dlq)
-                    .receipt_handle(receipt)
-                    .visibility_timeout(0)
-                    .send()
-                    .await
-                    .map_err(aws_error)?;
                 continue;
             }
-            sqs.send_message()
-                .queue_url(&queue)
-                .message_body(message.body().unwrap_or_default())
-                .send()
+            let body = message.body.as_deref().unwrap_or_default();
+            sender
+                .send(queue, &QueueMessage::resent(body, Vec::new()))
                 .await
-                .map_err(aws_error)?;
-            sqs.delete_message()
-                .queue_url(&dlq)
-                .receipt_handle(receipt)
-                .send()
-                .await
-                .map_err(aws_error)?;
+                .with_context(|| format!("could not send a letter back to {queue}"))?;
+            source
+                .delete(dlq, message.receipt_handle.as_deref().unwrap_or_default())
+                .await?;
             moved += 1;
         }
         let done = match letters {
@@ -266,14 +260,55 @@ pub async fn replay(
 ) -> anyhow::Result<Vec<(Integration, RecordOutcome)>> {
     let table = table(settings);
     let ledger = DynamoLedger::connect(aws, &table);
-    let claims = DynamoClaims::connect(aws, &table);
     let key = DeliveryKey::from_stored(key.to_owned());
     let stored = ledger
         .look_up(&key)
         .await?
         .with_context(|| format!("no delivery {key} in table {table}: check the key (the receiver's answer and log show it)"))?;
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let mut urls = BTreeMap::new();
+    for integration in Integration::ALL {
+        let queue = queue_url(&sqs, &queue_name(integration)).await?;
+        urls.insert(
+            integration,
+            (queue, queue_url(&sqs, &dlq_name(integration)).await?),
+        );
+    }
+    let target = Target {
+        table: &table,
+        urls: &urls,
+        claims: DynamoClaims::connect(aws, &table),
+        queue: SqsQueue::connect(aws),
+        outbox: &Outbox::start("outbox".into()).await?,
+    };
+    replay_stored(&target, aws, settings, &key, &stored, only, force).await
+}
+
+/// Where a replay runs: the claims and queues (and their URLs) of a pipeline.
+#[derive(Debug)]
+pub struct Target<'a, C, Q> {
+    pub table: &'a str,
+    /// Each integration's queue and DLQ URLs.
+    pub urls: &'a BTreeMap<Integration, (String, String)>,
+    pub claims: C,
+    pub queue: Q,
+    pub outbox: &'a Arc<Outbox>,
+}
+
+/// Re-runs a stored delivery's integrations (or `only` one) through the processor: the
+/// one code path of `nphooks replay` and the dashboard's replay, on AWS or in memory.
+pub async fn replay_stored<C: EffectClaims + Clone, Q: Queue + Clone>(
+    target: &Target<'_, C, Q>,
+    aws: &aws_config::SdkConfig,
+    settings: &Settings,
+    key: &DeliveryKey,
+    stored: &StoredDelivery,
+    only: Option<Integration>,
+    force: bool,
+) -> anyhow::Result<Vec<(Integration, RecordOutcome)>> {
     let envelope = stored
         .envelope
+        .as_deref()
         .with_context(|| format!("delivery {key} has no stored envelope (it was larger than the item limit, or recorded by an older version)"))?;
     let integrations: Vec<Integration> = match only {
         Some(integration) => vec![integration],
@@ -285,35 +320,35 @@ pub async fn replay(
             .into_iter()
             .collect(),
     };
-    let sqs = aws_sdk_sqs::Client::new(aws);
-    let outbox = Outbox::start("outbox".into()).await?;
     let allow_http = nphooks_processor::config::allow_http(settings)?;
     let mut outcomes = Vec::new();
     for integration in integrations {
         if force {
-            claims.forget(&ClaimKey::new(integration, &key)).await?;
+            target
+                .claims
+                .forget(&ClaimKey::new(integration, key))
+                .await?;
         }
+        let (queue, dlq) = target
+            .urls
+            .get(&integration)
+            .with_context(|| format!("no queue URL for {integration}"))?;
         let deps = ProcessorDeps {
             config: ProcessorConfig {
                 allow_http,
                 replay_window: nphooks_core::window::ReplayWindow::from_settings(settings)?,
-                ..ProcessorConfig::local(
-                    integration,
-                    &table,
-                    &queue_url(&sqs, &queue_name(integration)).await?,
-                    &queue_url(&sqs, &dlq_name(integration)).await?,
-                )
+                ..ProcessorConfig::local(integration, target.table, queue, dlq)
             },
-            claims: claims.clone(),
-            queue: SqsQueue::connect(aws),
-            sink: AnySink::for_integration(integration, settings, allow_http, aws, &outbox)?,
+            claims: target.claims.clone(),
+            queue: target.queue.clone(),
+            sink: AnySink::for_integration(integration, settings, allow_http, aws, target.outbox)?,
             limiter: MemoryRateLimiter::new(),
             clock: Clock::system(),
         };
         let message = record(
             &format!("replay-{integration}"),
             "",
-            &envelope,
+            envelope,
             1,
             "replay",
             &[],

@@ -335,3 +335,49 @@ async fn given_a_letter_when_posts_are_foreign_or_tokenless_then_403_and_only_a_
     assert_eq!(stand.count(&dlq_name(Integration::Crm)).await, 0);
     assert_eq!(stand.count(&queue_name(Integration::Crm)).await, 1);
 }
+
+#[tokio::test]
+async fn given_serve_in_memory_when_a_call_is_sent_then_its_dashboard_shows_the_row() {
+    // GIVEN `serve` offline (previews) with its dashboard
+    use nphooks_cli::send::{RetrySchedule, SendOptions};
+    use nphooks_cli::serve::{self, ServeOptions};
+    let outbox = std::env::temp_dir().join(format!("nphooks-dash-{}", std::process::id()));
+    let settings = serve::with_local_defaults(&settings(), false);
+    let options = ServeOptions {
+        port: 0,
+        outbox,
+        ..ServeOptions::default()
+    };
+    let running = serve::start(settings.clone(), &options)
+        .await
+        .expect("serving");
+    let source = running.dashboard_source(settings, stand().await.aws);
+    let dashboard = dashboard::start(source, DashboardOptions::default())
+        .await
+        .expect("started");
+
+    // WHEN a signed call is sent and handled
+    let url = format!("http://{}{}", running.addr, nphooks_samples::WEBHOOK_PATH);
+    let body = nphooks_samples::webhook_body(EventKind::CallEnded).to_string();
+    let options = SendOptions {
+        url,
+        secret: nphooks_samples::TEST_WEBHOOK_SECRET.to_owned(),
+        api_key: None,
+        retries: RetrySchedule::None,
+    };
+    let answer = nphooks_cli::send::send(&options, &body).await;
+    let answer: serde_json::Value = serde_json::from_str(&answer[0].body).expect("json");
+    let key = answer["delivery_key"].as_str().expect("a key").to_owned();
+    let done = running
+        .tracker
+        .wait(&key, std::time::Duration::from_secs(20))
+        .await;
+    assert!(done.is_some_and(|p| p.complete()), "not handled");
+
+    // THEN the deliveries page shows it done on every routed integration
+    let page = get(&dashboard, "/").await;
+    let row = row(&page, &DeliveryKey::from_stored(key));
+    for integration in ["crm", "email", "slack", "notify"] {
+        assert!(row.contains(&badge(integration, "done")), "{row}");
+    }
+}

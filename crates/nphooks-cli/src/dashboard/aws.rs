@@ -13,6 +13,7 @@ use nphooks_core::envelope::Envelope;
 use nphooks_core::ledger::stored;
 use nphooks_core::routing::Integration;
 use nphooks_core::table;
+use nphooks_processor::RecordOutcome;
 
 use super::source::{
     Badge, DashboardSource, DeliveryRow, Detail, Filter, Health, IntegrationState, Letter, Page,
@@ -294,15 +295,8 @@ impl DashboardSource for AwsSource {
         &'a self,
         key: &'a str,
         only: Option<Integration>,
-    ) -> BoxFuture<'a, anyhow::Result<Vec<String>>> {
-        async move {
-            let outcomes = ops::replay(&self.aws, &self.settings, key, only, false).await?;
-            Ok(outcomes
-                .iter()
-                .map(|(i, o)| format!("{i}: {}", ops::outcome_text(o).1))
-                .collect())
-        }
-        .boxed()
+    ) -> BoxFuture<'a, anyhow::Result<Vec<(Integration, RecordOutcome)>>> {
+        ops::replay(&self.aws, &self.settings, key, only, false).boxed()
     }
 
     fn redrive<'a>(

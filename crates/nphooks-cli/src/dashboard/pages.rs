@@ -40,7 +40,7 @@ fn environment() -> &'static Environment<'static> {
             ),
         ] {
             env.add_template(name, source)
-                .expect("the dashboard's templates parse (a unit test renders each)");
+                .expect("the dashboard's templates parse (tests/dashboard.rs renders each)");
         }
         env
     })

@@ -269,13 +269,13 @@ pub trait DashboardSource: Send + Sync {
     /// Every integration's health figures.
     fn health(&self) -> BoxFuture<'_, anyhow::Result<Vec<Health>>>;
 
-    /// Replays one integration of a delivery, or all it was routed to; a line per
-    /// integration saying what happened.
+    /// Replays one integration of a delivery, or all it was routed to (completed ones
+    /// are left alone); what each did.
     fn replay<'a>(
         &'a self,
         key: &'a str,
         only: Option<Integration>,
-    ) -> BoxFuture<'a, anyhow::Result<Vec<String>>>;
+    ) -> BoxFuture<'a, anyhow::Result<Vec<(Integration, nphooks_processor::RecordOutcome)>>>;
 
     /// Moves letters of an integration's DLQ back to its queue; how many moved.
     fn redrive<'a>(
