@@ -19,7 +19,7 @@ use super::source::{
     Badge, DashboardSource, DeliveryRow, Detail, Filter, Health, IntegrationState, Letter, Page,
     health_of,
 };
-use crate::ops::{self, Letters};
+use crate::ops::{self, Letters, QueuePair};
 use crate::queues::aws_error;
 
 /// Items one page's Scan reads at most (delivery records, claims and rate slots alike).
@@ -34,6 +34,8 @@ pub struct AwsSource {
     settings: Settings,
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
+    /// Each integration's queue and DLQ, found once.
+    pairs: tokio::sync::OnceCell<BTreeMap<Integration, QueuePair>>,
 }
 
 /// A delivery record as scanned.
@@ -56,7 +58,22 @@ impl AwsSource {
             aws,
             settings,
             table,
+            pairs: tokio::sync::OnceCell::new(),
         }
+    }
+
+    async fn pairs(&self) -> anyhow::Result<&BTreeMap<Integration, QueuePair>> {
+        self.pairs
+            .get_or_try_init(|| async {
+                let sqs = aws_sdk_sqs::Client::new(&self.aws);
+                let mut pairs = BTreeMap::new();
+                for integration in Integration::ALL {
+                    let pair = ops::resolve(&sqs, &self.settings, integration).await?;
+                    pairs.insert(integration, pair);
+                }
+                Ok(pairs)
+            })
+            .await
     }
 
     /// One Scan call of at most `limit` items from `cursor`: the delivery records among
@@ -146,10 +163,14 @@ impl AwsSource {
     }
 
     async fn letters(&self) -> anyhow::Result<BTreeMap<Integration, Vec<Letter>>> {
+        let sqs = aws_sdk_sqs::Client::new(&self.aws);
         let mut all = BTreeMap::new();
-        for integration in Integration::ALL {
-            let letters = ops::dlq_list(&self.aws, integration).await?;
-            all.insert(integration, letters.into_iter().map(Letter::from).collect());
+        for (integration, pair) in self.pairs().await? {
+            let letters = ops::list(&sqs, &pair.dlq).await?;
+            all.insert(
+                *integration,
+                letters.into_iter().map(Letter::from).collect(),
+            );
         }
         Ok(all)
     }
@@ -304,6 +325,14 @@ impl DashboardSource for AwsSource {
         integration: Integration,
         letters: Letters<'a>,
     ) -> BoxFuture<'a, anyhow::Result<usize>> {
-        ops::redrive(&self.aws, integration, letters).boxed()
+        async move {
+            let pair = self
+                .pairs()
+                .await?
+                .get(&integration)
+                .with_context(|| format!("no queue for {integration}"))?;
+            ops::redrive_at(&self.aws, pair, letters).await
+        }
+        .boxed()
     }
 }
