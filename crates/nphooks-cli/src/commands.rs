@@ -41,6 +41,9 @@ pub struct DashboardArgs {
     /// Read the deployed stack (AWS credentials) rather than the moto server at AWS_ENDPOINT_URL.
     #[arg(long)]
     pub aws: bool,
+    /// The deployed stack whose table and queues to show (from its CloudFormation outputs).
+    #[arg(long)]
+    pub stack: Option<String>,
     /// Refuse replays and redrives.
     #[arg(long)]
     pub read_only: bool,
@@ -132,11 +135,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn dashboard(args: DashboardArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
-        aws_mode(args.aws),
+        aws_mode(args.aws || args.stack.is_some()),
         "nothing to show: pass --aws for the deployed stack (AWS credentials, IDEMPOTENCY_TABLE), set AWS_ENDPOINT_URL for moto, or run `nphooks serve --dashboard-port {}`",
         args.port
     );
-    let source = crate::dashboard::AwsSource::new(aws_config().await, Settings::from_env());
+    let aws = aws_config().await;
+    let settings = match &args.stack {
+        Some(stack) => {
+            crate::dashboard::stack::settings_of(&aws, stack, &Settings::from_env()).await?
+        }
+        None => Settings::from_env(),
+    };
+    let source = crate::dashboard::AwsSource::new(aws, settings);
     let options = crate::dashboard::DashboardOptions {
         port: args.port,
         read_only: args.read_only,

@@ -9,6 +9,7 @@ pub mod guard;
 pub mod memory;
 pub mod pages;
 pub mod source;
+pub mod stack;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
