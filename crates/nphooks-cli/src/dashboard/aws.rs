@@ -38,6 +38,16 @@ pub struct AwsSource {
     pairs: tokio::sync::OnceCell<BTreeMap<Integration, QueuePair>>,
 }
 
+/// Items by key.
+type Items = HashMap<String, HashMap<String, AttributeValue>>;
+
+/// What one Scan call read.
+struct Scanned {
+    records: Vec<Record>,
+    items: Items,
+    next: Option<String>,
+}
+
 /// A delivery record as scanned.
 struct Record {
     key: String,
@@ -77,12 +87,9 @@ impl AwsSource {
     }
 
     /// One Scan call of at most `limit` items from `cursor`: the delivery records among
-    /// them, and the key to go on from.
-    async fn scan(
-        &self,
-        cursor: Option<&str>,
-        limit: i32,
-    ) -> anyhow::Result<(Vec<Record>, Option<String>)> {
+    /// them, every item by key (the claims among them are not read again), and the key
+    /// to go on from.
+    async fn scan(&self, cursor: Option<&str>, limit: i32) -> anyhow::Result<Scanned> {
         let page = self
             .dynamodb
             .scan()
@@ -93,25 +100,30 @@ impl AwsSource {
             .await
             .map_err(aws_error)
             .with_context(|| format!("could not scan table {}", self.table))?;
-        let records = page.items().iter().filter_map(record).collect();
-        let next = page
-            .last_evaluated_key()
-            .and_then(|k| k.get(table::KEY))
-            .and_then(|v| v.as_s().ok())
-            .cloned();
-        Ok((records, next))
+        Ok(Scanned {
+            records: page.items().iter().filter_map(record).collect(),
+            items: page
+                .items()
+                .iter()
+                .filter_map(|item| Some((text(item, table::KEY)?.to_owned(), item.clone())))
+                .collect(),
+            next: page
+                .last_evaluated_key()
+                .and_then(|k| k.get(table::KEY))
+                .and_then(|v| v.as_s().ok())
+                .cloned(),
+        })
     }
 
-    /// The claims of `records`' routed integrations: claim key → item.
-    async fn claims(
-        &self,
-        records: &[Record],
-    ) -> anyhow::Result<HashMap<String, HashMap<String, AttributeValue>>> {
+    /// The claims of `records`' routed integrations: claim key → item. Those the Scan
+    /// already read are taken from `scanned`; the others are read by BatchGetItem.
+    async fn claims(&self, records: &[Record], scanned: Items) -> anyhow::Result<Items> {
         let keys: Vec<String> = records
             .iter()
             .flat_map(|r| r.queues.iter().map(move |i| format!("{i}#{}", r.key)))
+            .filter(|k| !scanned.contains_key(k))
             .collect();
-        let mut found = HashMap::new();
+        let mut found = scanned;
         for chunk in keys.chunks(100) {
             let mut pending = Some(
                 KeysAndAttributes::builder()
@@ -176,8 +188,8 @@ impl AwsSource {
     }
 
     /// Rows of `records` with their claims and letters, newest first.
-    async fn rows(&self, records: &[Record]) -> anyhow::Result<Vec<DeliveryRow>> {
-        let claims = self.claims(records).await?;
+    async fn rows(&self, records: &[Record], scanned: Items) -> anyhow::Result<Vec<DeliveryRow>> {
+        let claims = self.claims(records, scanned).await?;
         let dead = self.dead_keys().await?;
         let mut rows: Vec<DeliveryRow> = records
             .iter()
@@ -248,11 +260,11 @@ impl DashboardSource for AwsSource {
         cursor: Option<&'a str>,
     ) -> BoxFuture<'a, anyhow::Result<Page>> {
         async move {
-            let (records, next) = self.scan(cursor, SCAN_LIMIT).await?;
-            let rows = self.rows(&records).await?;
+            let scanned = self.scan(cursor, SCAN_LIMIT).await?;
+            let rows = self.rows(&scanned.records, scanned.items).await?;
             Ok(Page {
                 rows: rows.into_iter().filter(|r| filter.matches(r)).collect(),
-                next,
+                next: scanned.next,
             })
         }
         .boxed()
@@ -273,7 +285,10 @@ impl DashboardSource for AwsSource {
             let Some(record) = item.as_ref().and_then(record) else {
                 return Ok(None);
             };
-            let row = self.rows(std::slice::from_ref(&record)).await?.remove(0);
+            let row = self
+                .rows(std::slice::from_ref(&record), Items::new())
+                .await?
+                .remove(0);
             Ok(Some(Detail {
                 row,
                 caller: record
@@ -294,18 +309,20 @@ impl DashboardSource for AwsSource {
     fn health(&self) -> BoxFuture<'_, anyhow::Result<Vec<Health>>> {
         async move {
             let mut records = Vec::new();
+            let mut items = Items::new();
             let mut cursor = None;
             let mut read = 0;
             loop {
-                let (mut page, next) = self.scan(cursor.as_deref(), SCAN_LIMIT).await?;
-                records.append(&mut page);
+                let mut scanned = self.scan(cursor.as_deref(), SCAN_LIMIT).await?;
+                records.append(&mut scanned.records);
+                items.extend(scanned.items);
                 read += SCAN_LIMIT as usize;
-                cursor = next;
+                cursor = scanned.next;
                 if cursor.is_none() || read >= HEALTH_SCAN_LIMIT {
                     break;
                 }
             }
-            let rows = self.rows(&records).await?;
+            let rows = self.rows(&records, items).await?;
             let now = nphooks_core::epoch_seconds(std::time::SystemTime::now());
             Ok(health_of(&rows, &BTreeMap::new(), now))
         }
