@@ -169,8 +169,7 @@ pub async fn redrive_at(
 }
 
 /// Moves `letters` of the DLQ `dlq` back to `queue` (body intact): the one code path of
-/// `nphooks dlq redrive` and the dashboard's redrive, on SQS or in memory. Letters are
-/// received with no visibility timeout, so those not chosen stay visible.
+/// `nphooks dlq redrive` and the dashboard's redrive, on SQS or in memory.
 pub async fn redrive_with<S: QueueSource, Q: Queue>(
     source: &S,
     sender: &Q,
@@ -178,10 +177,16 @@ pub async fn redrive_with<S: QueueSource, Q: Queue>(
     queue: &str,
     letters: Letters<'_>,
 ) -> anyhow::Result<usize> {
+    // All: each letter hidden while it moves (a concurrent redrive does not move it
+    // twice); a selection: none hidden, so the letters not chosen stay visible.
+    let hidden = match letters {
+        Letters::All => Duration::from_secs(30),
+        Letters::Only(_) => Duration::ZERO,
+    };
     let mut moved = 0;
     let mut seen = BTreeSet::new();
     loop {
-        let batch = source.receive(dlq, 10, Duration::ZERO).await?;
+        let batch = source.receive(dlq, 10, hidden).await?;
         let mut new = 0;
         for message in batch {
             let id = message.message_id.clone().unwrap_or_default();
