@@ -65,7 +65,7 @@ pub async fn start(
     let addr = http_server::local_addr(&listener)?;
     let app = Arc::new(App {
         source,
-        guard: Guard::new(addr.port(), options.read_only),
+        guard: Guard::new(addr.port(), options.read_only)?,
     });
     let task = http_server::spawn(listener, move |request| {
         let app = app.clone();
@@ -222,7 +222,8 @@ impl App {
     async fn change(&self, path: &str, request: &FullRequest) -> anyhow::Result<Answer> {
         let form = pairs(request.body());
         let checked = if path == "/api/reveal" {
-            self.guard.check_reveal(request.headers())
+            self.guard
+                .check_reveal(request.headers(), first(&form, "csrf"))
         } else {
             self.guard
                 .check_change(request.headers(), first(&form, "csrf"))

@@ -159,6 +159,13 @@ fn row<'a>(page: &'a str, key: &DeliveryKey) -> &'a str {
     &page[start..start + end]
 }
 
+/// The session's CSRF token, from a page's form.
+fn csrf(page: &str) -> String {
+    let rest = page.split("name=\"csrf\" value=\"").nth(1);
+    let token = rest.and_then(|rest| rest.split('"').next());
+    token.expect("a CSRF token in a form").to_owned()
+}
+
 fn badge(integration: &str, state: &str) -> String {
     format!("class=\"badge\" data-integration=\"{integration}\" data-state=\"{state}\"")
 }
@@ -226,16 +233,31 @@ async fn given_stored_deliveries_when_pages_are_fetched_then_badges_and_reasons_
         "{detail}"
     );
     assert!(!detail.contains("Dana Whitfield") && !detail.contains("+15551234567"));
-    let revealed = client()
-        .post(format!("http://{}/api/reveal", dashboard.addr))
-        .form(&[("key", dead.as_str()), ("field", "name")])
-        .send()
-        .await
-        .expect("answered")
-        .text()
-        .await
-        .expect("a body");
-    assert_eq!(revealed, "\"Dana Whitfield\"");
+    assert!(!api.contains("Dana Whitfield") && !api.contains("+15551234567"));
+
+    // THEN a reveal needs the page's token and the browser's own site; no CORS opens it
+    let reveal = |token: &str, site: &str| {
+        let form = [("key", dead.as_str()), ("field", "name"), ("csrf", token)];
+        let url = format!("http://{}/api/reveal", dashboard.addr);
+        client()
+            .post(url)
+            .header("sec-fetch-site", site)
+            .form(&form)
+            .send()
+    };
+    let token = csrf(&detail);
+    for (token, site) in [("", "same-origin"), (token.as_str(), "cross-site")] {
+        let refused = reveal(token, site).await.expect("answered");
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{site}");
+    }
+    let revealed = reveal(&token, "same-origin").await.expect("answered");
+    assert!(
+        revealed
+            .headers()
+            .keys()
+            .all(|h| !h.as_str().starts_with("access-control-"))
+    );
+    assert_eq!(revealed.text().await.expect("a body"), "\"Dana Whitfield\"");
 
     // THEN the health page draws its chart
     let health = get(&dashboard, "/health").await;
@@ -256,12 +278,7 @@ async fn given_a_letter_when_posts_are_foreign_or_tokenless_then_403_and_only_a_
         .await;
     let dashboard = stand.dashboard().await;
     let page = get(&dashboard, "/dead-letters").await;
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("a CSRF token in the form")
-        .to_owned();
+    let csrf = csrf(&page);
     let letter = ops::dlq_list(&stand.aws, Integration::Crm)
         .await
         .expect("listed")
@@ -296,6 +313,10 @@ async fn given_a_letter_when_posts_are_foreign_or_tokenless_then_403_and_only_a_
             .form(&redrive("wrong")),
         client().post(url("/actions/redrive")).form(&redrive("")),
         client()
+            .post(url("/actions/redrive"))
+            .header("sec-fetch-site", "cross-site")
+            .form(&redrive(&csrf)),
+        client()
             .post(url("/actions/replay"))
             .header(ORIGIN, "http://evil.example")
             .form(&[("csrf", csrf.as_str()), ("key", key.as_str())]),
@@ -311,15 +332,11 @@ async fn given_a_letter_when_posts_are_foreign_or_tokenless_then_403_and_only_a_
             Some("failed")
         );
     }
-    let foreign_get = client()
-        .get(url("/"))
-        .header(HOST, "rebound.example:80")
-        .send()
-        .await;
-    assert_eq!(
-        foreign_get.expect("answered").status(),
-        StatusCode::FORBIDDEN
-    );
+    for path in ["/", "/assets/dashboard.js", "/no-such-page"] {
+        let foreign_get = client().get(url(path)).header(HOST, "rebound.example:80");
+        let status = foreign_get.send().await.expect("answered").status();
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
 
     // WHEN the redrive comes from the page with its token
     let response = client()

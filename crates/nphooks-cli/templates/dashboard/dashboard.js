@@ -14,8 +14,12 @@
       fetch("/api/reveal", {
         method: "POST",
         headers: { "Content-Type": "application/x-www-form-urlencoded" },
-        body: "key=" + encodeURIComponent(envelope.dataset.deliveryKey) + "&field=" + encodeURIComponent(span.dataset.field)
-      }).then(function (r) { return r.json(); }).then(function (value) {
+        body: "key=" + encodeURIComponent(envelope.dataset.deliveryKey) + "&field=" + encodeURIComponent(span.dataset.field) +
+          "&csrf=" + encodeURIComponent(envelope.dataset.csrf)
+      }).then(function (r) {
+        if (!r.ok) { throw new Error("reveal refused: " + r.status); }
+        return r.json();
+      }).then(function (value) {
         span.textContent = value === null ? "(none)" : value;
         span.classList.add("revealed");
       });
