@@ -57,24 +57,22 @@ pub struct Common<'a> {
     pub read_only: bool,
 }
 
-fn render(
-    name: &str,
-    page: &str,
-    title: &str,
-    common: Common<'_>,
-    data: serde_json::Value,
-) -> String {
+fn render(name: &str, page: &str, title: &str, common: Common<'_>, data: Value) -> String {
     let context = minijinja::context! {
         page => page,
         title => title,
         csrf => common.csrf,
         read_only => common.read_only,
-        ..Value::from_serialize(&data)
+        ..data
     };
     environment()
         .get_template(name)
         .and_then(|t| t.render(context))
-        .unwrap_or_else(|e| format!("<!doctype html><p>the page could not be rendered: {e}</p>"))
+        .unwrap_or_else(|e| {
+            // Template errors name templates and variables; the page shows none of it.
+            tracing::error!(error = %e, template = name, "a dashboard page could not be rendered");
+            "<!doctype html><p>This page could not be rendered: the log says why.</p>".to_owned()
+        })
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) of an epoch second.
@@ -148,7 +146,13 @@ pub fn deliveries(page: &Page, filter: &Filter, common: Common<'_>) -> String {
         "events": EventKind::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
         "statuses": Badge::ALL.iter().map(|b| b.as_str()).collect::<Vec<_>>(),
     });
-    render("deliveries.html", "deliveries", "Deliveries", common, data)
+    render(
+        "deliveries.html",
+        "deliveries",
+        "Deliveries",
+        common,
+        Value::from_serialize(&data),
+    )
 }
 
 /// The caller fields the detail page offers to reveal (their values are fetched on click).
@@ -160,7 +164,13 @@ pub fn detail(detail: &Detail, common: Common<'_>) -> String {
         "received": detail.received_at.clone().unwrap_or_else(|| time_text(detail.row.received_at)),
         "caller": CALLER_FIELDS,
     });
-    render("detail.html", "detail", "Delivery", common, data)
+    render(
+        "detail.html",
+        "detail",
+        "Delivery",
+        common,
+        Value::from_serialize(&data),
+    )
 }
 
 /// A reason's classified code: the failure reason's leading word (`server_error (503)` →
@@ -226,7 +236,7 @@ pub fn dead_letters(dlqs: &BTreeMap<Integration, Vec<Letter>>, common: Common<'_
         "dead-letters",
         "Dead letters",
         common,
-        json!({"dlqs": sections}),
+        Value::from_serialize(json!({"dlqs": sections})),
     )
 }
 
@@ -250,8 +260,75 @@ pub fn health(health: &[Health], chart: String, common: Common<'_>) -> String {
     } else {
         ""
     };
-    let context = json!({"health": rows, "note": note});
-    // The chart is markup this server made from numbers: the one value not escaped.
-    let page = render("health.html", "health", "Health", common, context);
-    page.replacen("__CHART__", &chart, 1)
+    // The chart is markup this server made from numbers and integration names: the one
+    // value marked safe (not escaped).
+    let context = minijinja::context! {
+        health => Value::from_serialize(rows),
+        note => note,
+        chart => Value::from_safe_string(chart),
+    };
+    render("health.html", "health", "Health", common, context)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dashboard::source::IntegrationState;
+    use nphooks_core::webhook::Caller;
+
+    const COMMON: Common<'static> = Common {
+        csrf: "token",
+        read_only: false,
+    };
+
+    fn hostile_row() -> DeliveryRow {
+        let state = IntegrationState {
+            integration: Integration::Slack,
+            badge: Badge::Failed,
+            attempts: Some(1),
+            reason: Some("<b onmouseover=alert(3)>x</b>".to_owned()),
+            updated_at: Some(1),
+        };
+        DeliveryRow {
+            key: "call.ended#<script>alert(1)</script>\"'".to_owned(),
+            event: "call.ended".to_owned(),
+            call_type: Some("\"><img src=x onerror=alert(2)>".to_owned()),
+            received_at: 1,
+            integrations: vec![state],
+        }
+    }
+
+    #[test]
+    fn given_markup_in_stored_fields_when_pages_render_then_it_is_escaped() {
+        let row = hostile_row();
+        let page = Page {
+            rows: vec![row.clone()],
+            next: Some("<cursor>".to_owned()),
+        };
+        let one = Detail {
+            row,
+            caller: Caller::default(),
+            received_at: Some("<i>".to_owned()),
+        };
+        for html in [
+            deliveries(&page, &Filter::default(), COMMON),
+            detail(&one, COMMON),
+        ] {
+            for raw in ["<script>alert", "<img", "<b onmouseover", "<i>", "<cursor>"] {
+                assert!(!html.contains(raw), "{raw} unescaped in {html}");
+            }
+            assert!(
+                html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+                "{html}"
+            );
+        }
+        assert_eq!(detail_href("a#<\"'> b"), "/deliveries/a%23%3C%22%27%3E%20b");
+    }
+
+    #[test]
+    fn given_health_when_rendered_then_the_chart_is_inserted_as_markup() {
+        let html = health(&[], "<svg id=\"health-chart\"></svg>".to_owned(), COMMON);
+        assert!(html.contains("<svg id=\"health-chart\"></svg>"), "{html}");
+        assert!(html.contains("<table id=\"health\""), "{html}");
+    }
 }

@@ -35,7 +35,7 @@
       data.rows.forEach(function (r) {
         var row = table.querySelector('tr.delivery[data-delivery-key="' + CSS.escape(r.key) + '"]');
         r.badges.forEach(function (b) {
-          var badge = row && row.querySelector('.badge[data-integration="' + b.integration + '"]');
+          var badge = row && row.querySelector('.badge[data-integration="' + CSS.escape(b.integration) + '"]');
           if (badge && badge.dataset.state !== b.state) {
             badge.dataset.state = b.state;
             badge.textContent = b.integration + " · " + b.state;
