@@ -10,6 +10,8 @@ pub mod memory;
 pub mod pages;
 pub mod source;
 pub mod stack;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -209,6 +211,12 @@ impl App {
     }
 
     async fn detail(&self, key: &str) -> anyhow::Result<Answer> {
+        if key.is_empty() {
+            return Ok(text(
+                StatusCode::NOT_FOUND,
+                "which delivery? (no key in the path)".to_owned(),
+            ));
+        }
         Ok(match self.source.delivery(key).await? {
             Some(detail) => html(pages::detail(&detail, self.common())),
             None => text(
@@ -259,6 +267,12 @@ impl App {
                 ))
             }
             "/actions/replay" => {
+                if key.is_empty() {
+                    return Ok(text(
+                        StatusCode::BAD_REQUEST,
+                        "which delivery? (the form has no key)".to_owned(),
+                    ));
+                }
                 for (integration, outcome) in self.source.replay(key, integration).await? {
                     let outcome = crate::ops::outcome_text(&outcome).1;
                     tracing::info!(key, %integration, outcome, "dashboard replay");
