@@ -206,7 +206,8 @@ impl App {
             let body = serde_json::json!({"rows": rows, "next": page.next});
             answer(StatusCode::OK, "application/json", body.to_string())
         } else {
-            html(pages::deliveries(&page, &filter, self.common()))
+            let cursor = first(query, "cursor");
+            html(pages::deliveries(&page, &filter, cursor, self.common()))
         })
     }
 
