@@ -332,12 +332,18 @@ mod tests {
     }
 
     #[test]
-    fn given_an_older_page_then_its_live_refresh_reads_that_page() {
+    fn given_an_empty_filtered_page_then_it_points_to_older_ones_and_refreshes_itself() {
         let filter = Filter {
             event: Some("call.ended".to_owned()),
             ..Filter::default()
         };
-        let html = deliveries(&Page::default(), &filter, Some("call.ended#9"), COMMON);
+        let page = Page {
+            rows: Vec::new(),
+            next: Some("call.ended#99".to_owned()),
+        };
+        let html = deliveries(&page, &filter, Some("call.ended#9"), COMMON);
+        assert!(html.contains("match these filters on this page"), "{html}");
+        assert!(html.contains("cursor=call.ended%2399\">Older"), "{html}");
         let api =
             "data-api=\"&#x2f;api&#x2f;deliveries?event=call.ended&amp;cursor=call.ended%239\"";
         assert!(html.contains(api), "{html}");
