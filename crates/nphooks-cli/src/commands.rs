@@ -8,7 +8,6 @@ use anyhow::Context;
 use nphooks_core::config::Settings;
 use nphooks_core::routing::Integration;
 use nphooks_core::webhook::EventKind;
-use nphooks_processor::{Delivered, RecordOutcome};
 use nphooks_samples::{WEBHOOK_PATH, event_files, webhook_body};
 
 use crate::ops;
@@ -29,6 +28,25 @@ pub struct ServeArgs {
     /// Seconds a received message stays hidden before it is retried.
     #[arg(long, default_value_t = 10)]
     pub visibility: u64,
+    /// Also run the dashboard over this pipeline's state on 127.0.0.1:PORT.
+    #[arg(long)]
+    pub dashboard_port: Option<u16>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DashboardArgs {
+    /// Port on 127.0.0.1.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Read the deployed stack (AWS credentials) rather than the moto server at AWS_ENDPOINT_URL.
+    #[arg(long)]
+    pub aws: bool,
+    /// The deployed stack whose table and queues to show (from its CloudFormation outputs).
+    #[arg(long)]
+    pub stack: Option<String>,
+    /// Refuse replays and redrives.
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,7 +96,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         visibility: Duration::from_secs(args.visibility.max(1)),
         ..ServeOptions::default()
     };
-    let running = serve::start(settings, &options).await?;
+    let running = serve::start(settings.clone(), &options).await?;
+    let _dashboard = match args.dashboard_port {
+        Some(port) => {
+            let source = running.dashboard_source(settings, aws_config().await);
+            let options = crate::dashboard::DashboardOptions {
+                port,
+                read_only: false,
+            };
+            let dashboard = crate::dashboard::start(source, options).await?;
+            println!("dashboard on http://{}/", dashboard.addr);
+            Some(dashboard)
+        }
+        None => None,
+    };
     println!(
         "nphooks serving POST http://{}{WEBHOOK_PATH} ({})",
         running.addr,
@@ -96,6 +127,36 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             names.join(", ")
         );
     }
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn dashboard(args: DashboardArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        aws_mode(args.aws || args.stack.is_some()),
+        "nothing to show: pass --aws for the deployed stack (AWS credentials, IDEMPOTENCY_TABLE), set AWS_ENDPOINT_URL for moto, or run `nphooks serve --dashboard-port {}`",
+        args.port
+    );
+    let aws = aws_config().await;
+    let settings = match &args.stack {
+        Some(stack) => {
+            crate::dashboard::stack::settings_of(&aws, stack, &Settings::from_env()).await?
+        }
+        None => Settings::from_env(),
+    };
+    let source = crate::dashboard::AwsSource::new(aws, settings);
+    let options = crate::dashboard::DashboardOptions {
+        port: args.port,
+        read_only: args.read_only,
+    };
+    let running = crate::dashboard::start(std::sync::Arc::new(source), options).await?;
+    println!(
+        "nphooks dashboard on http://{}/{}",
+        running.addr,
+        if args.read_only { " (read-only)" } else { "" }
+    );
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
@@ -276,29 +337,8 @@ pub async fn replay(
     let outcomes = ops::replay(&aws_config().await, &settings, key, integration, force).await?;
     let mut ok = true;
     for (integration, outcome) in outcomes {
-        let text = match outcome {
-            RecordOutcome::Done(Delivered::Sent(what)) => format!("✓ {what}"),
-            RecordOutcome::Done(Delivered::Skipped(why)) => format!("✓ skipped: {why}"),
-            RecordOutcome::AlreadyDone => {
-                "already completed (pass --force to run it again)".to_owned()
-            }
-            RecordOutcome::DeadLettered(reason) => {
-                ok = false;
-                format!("✗ dead-lettered: {reason}")
-            }
-            RecordOutcome::Deferred { why, until } => {
-                ok = false;
-                format!(
-                    "… {} — re-queued, due {}",
-                    why.as_str(),
-                    nphooks_core::rfc3339(until)
-                )
-            }
-            RecordOutcome::Retry(reason) => {
-                ok = false;
-                format!("✗ failed: {reason}")
-            }
-        };
+        let (done, text) = ops::outcome_text(&outcome);
+        ok &= done;
         println!("{:<7} {text}", integration.as_str());
     }
     Ok(if ok {

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bill;
 pub mod body;
 pub mod commands;
+pub mod dashboard;
 mod event_source;
 pub mod http_server;
 pub mod ops;

@@ -49,6 +49,8 @@ enum Command {
     Bill(nphooks_cli::bill::BillArgs),
     /// The whole pipeline in one process under load: N signed webhooks over C connections, throughput and POST→last-effect latency; non-zero exit if an effect is missing or doubled.
     Bench(nphooks_cli::bench::BenchArgs),
+    /// A local web app on 127.0.0.1: deliveries, dead letters, health; replay and redrive.
+    Dashboard(commands::DashboardArgs),
     /// Re-run a delivery's integrations from its stored envelope (completed ones only with --force).
     Replay {
         delivery_key: String,
@@ -98,6 +100,7 @@ async fn main() -> ExitCode {
         Command::Dlq {
             command: DlqCommand::Redrive { integration },
         } => commands::dlq_redrive(integration).await,
+        Command::Dashboard(args) => commands::dashboard(args).await,
         Command::Soak(args) => nphooks_cli::soak::soak(&args),
         Command::Bill(args) => nphooks_cli::bill::bill(&args).await,
         Command::Bench(args) => nphooks_cli::bench::bench(&args).await,

@@ -1,7 +1,15 @@
 //! Operator commands against SQS and DynamoDB (AWS, or moto through `AWS_ENDPOINT_URL`):
 //! `init-local`, `dlq list|redrive`, `replay`.
 
-use std::collections::BTreeSet;
+mod dlq;
+
+pub use dlq::{
+    DeadLetter, Letters, QueuePair, dlq_list, dlq_redrive, list, redrive, redrive_at, redrive_with,
+    resolve,
+};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
@@ -11,12 +19,14 @@ use nphooks_core::claims::{ClaimKey, DynamoClaims, EffectClaims};
 use nphooks_core::clock::Clock;
 use nphooks_core::config::Settings;
 use nphooks_core::delivery::DeliveryKey;
-use nphooks_core::ledger::{DeliveryLedger, DynamoLedger};
-use nphooks_core::queue::SqsQueue;
+use nphooks_core::ledger::{DeliveryLedger, DynamoLedger, StoredDelivery};
+use nphooks_core::queue::{Queue, SqsQueue};
 use nphooks_core::rate_limit::MemoryRateLimiter;
 use nphooks_core::routing::Integration;
 use nphooks_core::table;
-use nphooks_processor::{ProcessorConfig, ProcessorDeps, RecordOutcome, process_records};
+use nphooks_processor::{
+    Delivered, ProcessorConfig, ProcessorDeps, RecordOutcome, process_records,
+};
 
 use crate::queues::{MAX_RECEIVE_COUNT, aws_error, record};
 use crate::serve::{default_table, dlq_name, queue_name, queue_url};
@@ -104,108 +114,6 @@ async fn create_queue(
     created.queue_url.context("the queue has no URL")
 }
 
-/// A dead letter: its id, why it failed, and which delivery it was.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    pub message_id: String,
-    pub reason: String,
-    pub delivery_key: String,
-}
-
-/// Lists an integration's DLQ without consuming it.
-pub async fn dlq_list(
-    aws: &aws_config::SdkConfig,
-    integration: Integration,
-) -> anyhow::Result<Vec<DeadLetter>> {
-    let sqs = aws_sdk_sqs::Client::new(aws);
-    let dlq = queue_url(&sqs, &dlq_name(integration)).await?;
-    let mut letters = Vec::new();
-    // A zero visibility timeout leaves every message where it is; moto and SQS return
-    // up to 10 per call, so ask until a call adds nothing new.
-    loop {
-        let batch = sqs
-            .receive_message()
-            .queue_url(&dlq)
-            .max_number_of_messages(10)
-            .visibility_timeout(0)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .map_err(aws_error)?
-            .messages
-            .unwrap_or_default();
-        let before = letters.len();
-        for message in batch {
-            let id = message.message_id().unwrap_or_default().to_owned();
-            if letters.iter().any(|l: &DeadLetter| l.message_id == id) {
-                continue;
-            }
-            let reason = message
-                .message_attributes()
-                .and_then(|a| a.get("failure_reason"))
-                .and_then(|v| v.string_value())
-                .unwrap_or("(redriven by SQS after too many receives)")
-                .to_owned();
-            let delivery_key = message
-                .body()
-                .and_then(|b| nphooks_core::envelope::Envelope::decode(b).ok())
-                .map_or_else(
-                    || "(unreadable body)".to_owned(),
-                    |e| e.delivery_key.to_string(),
-                );
-            letters.push(DeadLetter {
-                message_id: id,
-                reason,
-                delivery_key,
-            });
-        }
-        if letters.len() == before {
-            return Ok(letters);
-        }
-    }
-}
-
-/// Moves every message of an integration's DLQ back to its queue (body intact).
-pub async fn dlq_redrive(
-    aws: &aws_config::SdkConfig,
-    integration: Integration,
-) -> anyhow::Result<usize> {
-    let sqs = aws_sdk_sqs::Client::new(aws);
-    let dlq = queue_url(&sqs, &dlq_name(integration)).await?;
-    let queue = queue_url(&sqs, &queue_name(integration)).await?;
-    let mut moved = 0;
-    loop {
-        let batch = sqs
-            .receive_message()
-            .queue_url(&dlq)
-            .max_number_of_messages(10)
-            .visibility_timeout(30)
-            .send()
-            .await
-            .map_err(aws_error)?
-            .messages
-            .unwrap_or_default();
-        if batch.is_empty() {
-            return Ok(moved);
-        }
-        for message in batch {
-            sqs.send_message()
-                .queue_url(&queue)
-                .message_body(message.body().unwrap_or_default())
-                .send()
-                .await
-                .map_err(aws_error)?;
-            sqs.delete_message()
-                .queue_url(&dlq)
-                .receipt_handle(message.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .map_err(aws_error)?;
-            moved += 1;
-        }
-    }
-}
-
 /// Re-runs a delivery's integrations from its stored envelope. A completed effect is
 /// skipped unless `force`, which forgets its claim first.
 pub async fn replay(
@@ -217,14 +125,55 @@ pub async fn replay(
 ) -> anyhow::Result<Vec<(Integration, RecordOutcome)>> {
     let table = table(settings);
     let ledger = DynamoLedger::connect(aws, &table);
-    let claims = DynamoClaims::connect(aws, &table);
     let key = DeliveryKey::from_stored(key.to_owned());
     let stored = ledger
         .look_up(&key)
         .await?
         .with_context(|| format!("no delivery {key} in table {table}: check the key (the receiver's answer and log show it)"))?;
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let mut urls = BTreeMap::new();
+    for integration in Integration::ALL {
+        let queue = queue_url(&sqs, &queue_name(integration)).await?;
+        urls.insert(
+            integration,
+            (queue, queue_url(&sqs, &dlq_name(integration)).await?),
+        );
+    }
+    let target = Target {
+        table: &table,
+        urls: &urls,
+        claims: DynamoClaims::connect(aws, &table),
+        queue: SqsQueue::connect(aws),
+        outbox: &Outbox::start("outbox".into()).await?,
+    };
+    replay_stored(&target, aws, settings, &key, &stored, only, force).await
+}
+
+/// Where a replay runs: the claims and queues (and their URLs) of a pipeline.
+#[derive(Debug)]
+pub struct Target<'a, C, Q> {
+    pub table: &'a str,
+    /// Each integration's queue and DLQ URLs.
+    pub urls: &'a BTreeMap<Integration, (String, String)>,
+    pub claims: C,
+    pub queue: Q,
+    pub outbox: &'a Arc<Outbox>,
+}
+
+/// Re-runs a stored delivery's integrations (or `only` one) through the processor: the
+/// one code path of `nphooks replay` and the dashboard's replay, on AWS or in memory.
+pub async fn replay_stored<C: EffectClaims + Clone, Q: Queue + Clone>(
+    target: &Target<'_, C, Q>,
+    aws: &aws_config::SdkConfig,
+    settings: &Settings,
+    key: &DeliveryKey,
+    stored: &StoredDelivery,
+    only: Option<Integration>,
+    force: bool,
+) -> anyhow::Result<Vec<(Integration, RecordOutcome)>> {
     let envelope = stored
         .envelope
+        .as_deref()
         .with_context(|| format!("delivery {key} has no stored envelope (it was larger than the item limit, or recorded by an older version)"))?;
     let integrations: Vec<Integration> = match only {
         Some(integration) => vec![integration],
@@ -236,35 +185,35 @@ pub async fn replay(
             .into_iter()
             .collect(),
     };
-    let sqs = aws_sdk_sqs::Client::new(aws);
-    let outbox = Outbox::start("outbox".into()).await?;
     let allow_http = nphooks_processor::config::allow_http(settings)?;
     let mut outcomes = Vec::new();
     for integration in integrations {
         if force {
-            claims.forget(&ClaimKey::new(integration, &key)).await?;
+            target
+                .claims
+                .forget(&ClaimKey::new(integration, key))
+                .await?;
         }
+        let (queue, dlq) = target
+            .urls
+            .get(&integration)
+            .with_context(|| format!("no queue URL for {integration}"))?;
         let deps = ProcessorDeps {
             config: ProcessorConfig {
                 allow_http,
                 replay_window: nphooks_core::window::ReplayWindow::from_settings(settings)?,
-                ..ProcessorConfig::local(
-                    integration,
-                    &table,
-                    &queue_url(&sqs, &queue_name(integration)).await?,
-                    &queue_url(&sqs, &dlq_name(integration)).await?,
-                )
+                ..ProcessorConfig::local(integration, target.table, queue, dlq)
             },
-            claims: claims.clone(),
-            queue: SqsQueue::connect(aws),
-            sink: AnySink::for_integration(integration, settings, allow_http, aws, &outbox)?,
+            claims: target.claims.clone(),
+            queue: target.queue.clone(),
+            sink: AnySink::for_integration(integration, settings, allow_http, aws, target.outbox)?,
             limiter: MemoryRateLimiter::new(),
             clock: Clock::system(),
         };
         let message = record(
             &format!("replay-{integration}"),
             "",
-            &envelope,
+            envelope,
             1,
             "replay",
             &[],
@@ -281,4 +230,26 @@ pub async fn replay(
         outcomes.push((integration, outcome));
     }
     Ok(outcomes)
+}
+
+/// What a replayed integration did, in a line, and whether it succeeded.
+pub fn outcome_text(outcome: &RecordOutcome) -> (bool, String) {
+    match outcome {
+        RecordOutcome::Done(Delivered::Sent(what)) => (true, format!("✓ {what}")),
+        RecordOutcome::Done(Delivered::Skipped(why)) => (true, format!("✓ skipped: {why}")),
+        RecordOutcome::AlreadyDone => (
+            true,
+            "already completed (pass --force to run it again)".to_owned(),
+        ),
+        RecordOutcome::DeadLettered(reason) => (false, format!("✗ dead-lettered: {reason}")),
+        RecordOutcome::Deferred { why, until } => (
+            false,
+            format!(
+                "… {} — re-queued, due {}",
+                why.as_str(),
+                nphooks_core::rfc3339(*until)
+            ),
+        ),
+        RecordOutcome::Retry(reason) => (false, format!("✗ failed: {reason}")),
+    }
 }

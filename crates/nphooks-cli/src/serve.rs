@@ -20,6 +20,7 @@ use nphooks_core::queue::{MemoryQueue, Queue, SqsQueue};
 use nphooks_core::routing::Integration;
 use nphooks_samples::TEST_WEBHOOK_SECRET;
 
+use crate::dashboard::memory::{Journal, Journaled, MemorySource};
 use crate::event_source::Pipeline;
 use crate::http_server;
 use crate::progress::{Tracker, line};
@@ -87,7 +88,24 @@ pub struct Running {
     pub tracker: Arc<Tracker>,
     pub outbox: Arc<Outbox>,
     pub previews: Vec<Integration>,
+    /// The in-memory state, for the dashboard (none with `--aws`).
+    memory: Option<Arc<MemorySource>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// What the dashboard reads of this pipeline: its in-memory state, or (`--aws`, moto
+    /// included) its table and DLQs.
+    pub fn dashboard_source(
+        &self,
+        settings: Settings,
+        aws: aws_config::SdkConfig,
+    ) -> Arc<dyn crate::dashboard::DashboardSource> {
+        match &self.memory {
+            Some(memory) => memory.clone(),
+            None => Arc::new(crate::dashboard::AwsSource::new(aws, settings)),
+        }
+    }
 }
 
 impl Drop for Running {
@@ -166,13 +184,36 @@ pub async fn start(settings: Settings, options: &ServeOptions) -> anyhow::Result
     } else {
         let receiver = ReceiverConfig::from_settings(&settings)?;
         let (queues, dlqs) = memory_queues(&receiver);
-        launch(
+        // The dashboard's view of this run: the ledger and claims report to a journal.
+        let journal = Arc::new(Journal::default());
+        let claims = Arc::new(Journaled {
+            inner: MemoryClaims::new(),
+            journal: journal.clone(),
+        });
+        let source = MemorySource {
+            journal: journal.clone(),
+            claims: claims.clone(),
+            queue: queues.clone(),
+            urls: receiver
+                .queue_urls
+                .iter()
+                .map(|(i, url)| (*i, (url.clone(), dlqs[i].clone())))
+                .collect(),
+            table: receiver.idempotency_table.clone(),
+            settings: settings.clone(),
+            aws: aws_config.clone(),
+            outbox: outbox.clone(),
+        };
+        let mut running = launch(
             listener,
             addr,
             settings,
             receiver,
-            MemoryLedger::new(),
-            Arc::new(MemoryClaims::new()),
+            Journaled {
+                inner: MemoryLedger::new(),
+                journal,
+            },
+            claims,
             queues.clone(),
             queues,
             dlqs,
@@ -181,7 +222,9 @@ pub async fn start(settings: Settings, options: &ServeOptions) -> anyhow::Result
             outbox,
             tracker,
             options,
-        )
+        )?;
+        running.memory = Some(Arc::new(source));
+        Ok(running)
     }
 }
 
@@ -288,6 +331,7 @@ where
         tracker,
         outbox,
         previews,
+        memory: None,
         tasks,
     })
 }
