@@ -276,9 +276,13 @@ async fn given_three_calls_when_browsed_then_badges_letters_and_redrive_hold() {
         .as_str()
         .expect("the form's action")
         .replace("127.0.0.1", REBOUND_HOST);
-    for (page, action) in [
-        ("cross-origin", form["action"].as_str().unwrap_or_default()),
-        ("rebound", &rebound),
+    for (page, action, refused) in [
+        (
+            "cross-origin",
+            form["action"].as_str().unwrap_or_default(),
+            "Origin",
+        ),
+        ("rebound", &rebound, "Host"),
     ] {
         browser
             .goto(&forge(&attacker, page, action, &form["fields"]).await)
@@ -297,6 +301,11 @@ async fn given_three_calls_when_browsed_then_badges_letters_and_redrive_hold() {
             .await;
         // THEN each is refused and nothing moved
         assert_eq!(browser.status().await, 403, "{page}");
+        let answer = browser.js("return document.body.innerText;").await;
+        assert!(
+            answer.as_str().is_some_and(|a| a.contains(refused)),
+            "{page}: {answer}"
+        );
         browser.goto(&format!("{origin}/dead-letters")).await;
         assert_eq!(
             slack_letters(&browser.js(DEAD_LETTERS).await),
@@ -315,9 +324,16 @@ async fn given_three_calls_when_browsed_then_badges_letters_and_redrive_hold() {
     browser
         .click(r#"section.dlq[data-integration="slack"] input[name="letter"]"#)
         .await;
+    browser.js("window.beforeRedrive = true;").await;
     browser
         .click(r#"button[data-action="redrive"][data-integration="slack"]"#)
         .await;
+    browser
+        .wait_until("the redrive's answer", PATIENCE, AFTER_REDRIVE, |p| {
+            p == "/dead-letters"
+        })
+        .await;
+    assert_eq!(browser.status().await, 200, "redirected back to the page");
 
     // THEN its badge turns done and Slack received exactly one post for that call
     browser.goto(&format!("{origin}/")).await;
@@ -357,3 +373,6 @@ const REDRIVE_ALL_FORM: &str = r#"const button = document.querySelector('button[
 return {action: button.form.action, fields: Array.from(new FormData(button.form, button))};"#;
 
 const HEALTH_CHART: &str = "return document.querySelector('svg#health-chart') !== null;";
+
+/// The page's path once a new page replaced the one the redrive was clicked on.
+const AFTER_REDRIVE: &str = "return window.beforeRedrive ? null : location.pathname;";

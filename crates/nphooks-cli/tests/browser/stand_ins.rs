@@ -85,12 +85,14 @@ impl Respond for FailOnCue {
         };
         if ours && failing {
             self.failed.fetch_add(1, Ordering::SeqCst);
-            let body = if self.status == 400 {
-                "invalid_payload"
-            } else {
-                "unavailable"
+            let failure = ResponseTemplate::new(self.status);
+            // (a 5xx asks for a retry a second later: serve's own backoff starts at 30 s)
+            return match self.status {
+                400 => failure.set_body_string("invalid_payload"),
+                _ => failure
+                    .insert_header("Retry-After", "1")
+                    .set_body_string("unavailable"),
             };
-            return ResponseTemplate::new(self.status).set_body_string(body);
         }
         self.succeeded
             .lock()
