@@ -349,11 +349,13 @@ async fn given_three_calls_when_browsed_then_badges_letters_and_redrive_hold() {
     browser.goto(&format!("{origin}/dead-letters")).await;
     assert_eq!(slack_letters(&browser.js(DEAD_LETTERS).await), "0");
     browser.goto(&format!("{origin}/health")).await;
-    browser
-        .wait_until("the health chart", PATIENCE, HEALTH_CHART, |found| {
-            found.as_bool() == Some(true)
+    let health = browser
+        .wait_until("the health chart", PATIENCE, HEALTH, |found| {
+            found["chart"].as_bool() == Some(true)
         })
         .await;
+    // (the day's column: Slack delivered all three, the redriven one included)
+    assert_eq!(health["slack"], json!(["3", "0", "3", "0"]), "{health}");
     browser.screenshot("health").await;
     assert_eq!(slack.succeeded(), (1, 3), "one post for the redriven call");
     assert_eq!(slack.failed(), 1);
@@ -372,7 +374,14 @@ return d;"#;
 const REDRIVE_ALL_FORM: &str = r#"const button = document.querySelector('button[data-action="redrive-all"][data-integration="slack"]');
 return {action: button.form.action, fields: Array.from(new FormData(button.form, button))};"#;
 
-const HEALTH_CHART: &str = "return document.querySelector('svg#health-chart') !== null;";
+/// The chart's presence, and per integration its delivered and dead-lettered counts
+/// (hour, then day).
+const HEALTH: &str = r#"const h = {chart: document.querySelector('svg#health-chart') !== null};
+for (const tr of document.querySelectorAll('tr.health')) {
+  const cells = Array.from(tr.querySelectorAll('td.delivered, td.dead-lettered'));
+  h[tr.dataset.integration] = cells.map(td => td.textContent.trim());
+}
+return h;"#;
 
 /// The page's path once a new page replaced the one the redrive was clicked on.
 const AFTER_REDRIVE: &str = "return window.beforeRedrive ? null : location.pathname;";
