@@ -10,6 +10,8 @@ pub mod memory;
 pub mod pages;
 pub mod source;
 pub mod stack;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -206,11 +208,18 @@ impl App {
             let body = serde_json::json!({"rows": rows, "next": page.next});
             answer(StatusCode::OK, "application/json", body.to_string())
         } else {
-            html(pages::deliveries(&page, &filter, self.common()))
+            let cursor = first(query, "cursor");
+            html(pages::deliveries(&page, &filter, cursor, self.common()))
         })
     }
 
     async fn detail(&self, key: &str) -> anyhow::Result<Answer> {
+        if key.is_empty() {
+            return Ok(text(
+                StatusCode::NOT_FOUND,
+                "which delivery? (no key in the path)".to_owned(),
+            ));
+        }
         Ok(match self.source.delivery(key).await? {
             Some(detail) => html(pages::detail(&detail, self.common())),
             None => text(
@@ -261,6 +270,12 @@ impl App {
                 ))
             }
             "/actions/replay" => {
+                if key.is_empty() {
+                    return Ok(text(
+                        StatusCode::BAD_REQUEST,
+                        "which delivery? (the form has no key)".to_owned(),
+                    ));
+                }
                 for (integration, outcome) in self.source.replay(key, integration).await? {
                     let outcome = crate::ops::outcome_text(&outcome).1;
                     tracing::info!(key, %integration, outcome, "dashboard replay");

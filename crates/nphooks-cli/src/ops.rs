@@ -29,7 +29,7 @@ use nphooks_processor::{
 };
 
 use crate::queues::{MAX_RECEIVE_COUNT, aws_error, record};
-use crate::serve::{default_table, dlq_name, queue_name, queue_url};
+use crate::serve::{default_table, dlq_name, queue_name};
 use crate::sinks::{AnySink, Outbox};
 
 /// The visibility `init-local` gives queues: short, so local retries are seen quickly.
@@ -133,11 +133,9 @@ pub async fn replay(
     let sqs = aws_sdk_sqs::Client::new(aws);
     let mut urls = BTreeMap::new();
     for integration in Integration::ALL {
-        let queue = queue_url(&sqs, &queue_name(integration)).await?;
-        urls.insert(
-            integration,
-            (queue, queue_url(&sqs, &dlq_name(integration)).await?),
-        );
+        // A stack's generated names, as `serve` and `dlq` find them.
+        let pair = resolve(&sqs, settings, integration).await?;
+        urls.insert(integration, (pair.queue, pair.dlq));
     }
     let target = Target {
         table: &table,

@@ -1,174 +1,23 @@
 //! The dashboard over HTTP (no browser) on moto through the real SDK: pages show the
 //! stored deliveries, claims and dead letters; foreign or token-less POSTs are refused
-//! and change nothing; a guarded redrive moves the letter back to its queue.
+//! and change nothing; a guarded redrive moves the letter back to its queue; a replay
+//! finds a stack's generated queue names.
 
-use std::sync::Arc;
+#[path = "dashboard/stand.rs"]
+mod stand;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use nphooks_cli::dashboard::{self, AwsSource, DashboardOptions, RunningDashboard};
+use nphooks_cli::dashboard::{self, DashboardOptions};
 use nphooks_cli::ops;
-use nphooks_cli::serve::{dlq_name, queue_name, queue_url};
-use nphooks_core::claims::{DynamoClaims, EffectClaim, EffectClaims};
+use nphooks_cli::serve::{dlq_name, queue_name};
 use nphooks_core::config::Settings;
 use nphooks_core::delivery::DeliveryKey;
-use nphooks_core::envelope::{Envelope, QueueMessage};
-use nphooks_core::ledger::{DeliveryLedger, DynamoLedger, NewDelivery};
-use nphooks_core::queue::{Queue, SqsQueue};
 use nphooks_core::routing::Integration;
 use nphooks_core::webhook::EventKind;
-use nphooks_core::window::ReplayWindow;
+use nphooks_processor::RecordOutcome;
 use reqwest::StatusCode;
 use reqwest::header::{HOST, ORIGIN};
-
-struct Stand {
-    aws: aws_config::SdkConfig,
-    table: String,
-}
-
-async fn stand() -> Stand {
-    let aws = nphooks_core::aws::sdk_config(nphooks_processor::AWS_TIMEOUTS).await;
-    ops::init_local(&aws, &settings())
-        .await
-        .expect("moto is up");
-    Stand {
-        aws,
-        table: nphooks_cli::serve::default_table(),
-    }
-}
-
-fn settings() -> Settings {
-    Settings::from_pairs(Vec::<(String, String)>::new())
-}
-
-fn now() -> u64 {
-    nphooks_core::epoch_seconds(std::time::SystemTime::now())
-}
-
-impl Stand {
-    /// A delivery of call `call_id` routed to `routes`, recorded as the receiver does.
-    async fn delivery(&self, call_id: &str, routes: &[Integration]) -> (DeliveryKey, String) {
-        let mut body = nphooks_samples::webhook_body(EventKind::CallEnded);
-        body["data"]["call_id"] = call_id.into();
-        let message = nphooks_samples::queue_message(&body.to_string());
-        let envelope = message.body().to_owned();
-        let key = Envelope::decode(&envelope)
-            .expect("an envelope")
-            .delivery_key;
-        let delivery = NewDelivery {
-            payload_hash: "hash",
-            queues: routes,
-            envelope: Some(&envelope),
-        };
-        DynamoLedger::connect(&self.aws, &self.table)
-            .begin(&key, delivery, now(), ReplayWindow::DEFAULT)
-            .await
-            .expect("recorded");
-        (key, envelope)
-    }
-
-    /// A claim, completed or failed with `reason` as the processor stores it.
-    async fn claim(&self, integration: Integration, key: &DeliveryKey, failed: Option<&str>) {
-        let claims = DynamoClaims::connect(&self.aws, &self.table);
-        let claim = EffectClaim::new(integration, key, "test-run");
-        let at = now();
-        claims
-            .claim(&claim, at + 60, at, ReplayWindow::DEFAULT)
-            .await
-            .expect("claimed");
-        match failed {
-            Some(reason) => claims.fail(&claim, reason, at).await,
-            None => claims.complete(&claim, at).await,
-        }
-        .expect("settled");
-    }
-
-    /// The letter the processor dead-letters.
-    async fn dead_letter(&self, integration: Integration, envelope: &str, reason: &str) {
-        let sqs = aws_sdk_sqs::Client::new(&self.aws);
-        let dlq = queue_url(&sqs, &dlq_name(integration)).await.expect("dlq");
-        let letter = QueueMessage::dead_letter(envelope, integration.as_str(), reason, "m-1");
-        SqsQueue::connect(&self.aws)
-            .send(&dlq, &letter)
-            .await
-            .expect("sent");
-    }
-
-    async fn count(&self, queue: &str) -> usize {
-        let sqs = aws_sdk_sqs::Client::new(&self.aws);
-        let url = queue_url(&sqs, queue).await.expect("queue");
-        let attributes = sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
-            .await
-            .expect("attributes");
-        attributes
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
-            .and_then(|n| n.parse().ok())
-            .expect("a count")
-    }
-
-    async fn claim_state(&self, integration: Integration, key: &DeliveryKey) -> Option<String> {
-        let item = aws_sdk_dynamodb::Client::new(&self.aws)
-            .get_item()
-            .table_name(&self.table)
-            .key(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("{integration}#{key}")),
-            )
-            .send()
-            .await
-            .expect("read")
-            .item?;
-        item.get("state")?.as_s().ok().cloned()
-    }
-
-    async fn dashboard(&self) -> RunningDashboard {
-        let source = Arc::new(AwsSource::new(self.aws.clone(), settings()));
-        dashboard::start(source, DashboardOptions::default())
-            .await
-            .expect("started")
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-async fn get(dashboard: &RunningDashboard, path: &str) -> String {
-    let response = client()
-        .get(format!("http://{}{path}", dashboard.addr))
-        .send()
-        .await
-        .expect("answered");
-    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-    response.text().await.expect("a body")
-}
-
-/// The `<tr>` of a delivery on the deliveries page.
-fn row<'a>(page: &'a str, key: &DeliveryKey) -> &'a str {
-    let start = page
-        .find(&format!("data-delivery-key=\"{key}\""))
-        .unwrap_or_else(|| panic!("no row for {key} in {page}"));
-    let end = page[start..].find("</tr>").expect("a closed row");
-    &page[start..start + end]
-}
-
-/// The session's CSRF token, from a page's form.
-fn csrf(page: &str) -> String {
-    let rest = page.split("name=\"csrf\" value=\"").nth(1);
-    let token = rest.and_then(|rest| rest.split('"').next());
-    token.expect("a CSRF token in a form").to_owned()
-}
-
-fn badge(integration: &str, state: &str) -> String {
-    format!("class=\"badge\" data-integration=\"{integration}\" data-state=\"{state}\"")
-}
+use stand::*;
 
 #[tokio::test]
 async fn given_stored_deliveries_when_pages_are_fetched_then_badges_and_reasons_show() {
@@ -397,4 +246,56 @@ async fn given_serve_in_memory_when_a_call_is_sent_then_its_dashboard_shows_the_
     for integration in ["crm", "email", "slack", "notify"] {
         assert!(row.contains(&badge(integration, "done")), "{row}");
     }
+}
+
+#[tokio::test]
+async fn given_generated_queue_names_when_a_failing_delivery_is_replayed_then_the_stacks_dlq_gets_it()
+ {
+    // GIVEN Notify's queue and DLQ under generated names (NOTIFY_QUEUE_URL), a refusing sink
+    let stand = stand().await;
+    let sqs = aws_sdk_sqs::Client::new(&stand.aws);
+    let create = |name: &'static str, redrive: Option<String>| {
+        let request = sqs.create_queue().queue_name(name);
+        let request = request
+            .set_attributes(redrive.map(|r| [(QueueAttributeName::RedrivePolicy, r)].into()));
+        async move {
+            request
+                .send()
+                .await
+                .expect("created")
+                .queue_url
+                .expect("a URL")
+        }
+    };
+    let dlq = create("Stack-NotifyDLQ-1A2B", None).await;
+    let arn = "arn:aws:sqs:us-east-1:123456789012:Stack-NotifyDLQ-1A2B";
+    let policy = format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"5"}}"#);
+    let queue = create("Stack-NotifyQueue-1A2B", Some(policy)).await;
+    let sales = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(400))
+        .mount(&sales)
+        .await;
+    let settings = Settings::from_pairs([
+        ("NOTIFY_QUEUE_URL", queue),
+        ("NOTIFY_URL", format!("{}/hooks/sales", sales.uri())),
+        (
+            "NOTIFY_SIGNING_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        ),
+        ("NPHOOKS_ALLOW_HTTP", "1".to_owned()),
+    ]);
+    let (key, _) = stand.delivery("dash-stack-1", &[Integration::Notify]).await;
+
+    // WHEN the dashboard's replay (nphooks replay's code path) runs it
+    let outcomes = ops::replay(&stand.aws, &settings, key.as_str(), None, false).await;
+
+    // THEN it is dead-lettered to the stack's DLQ, not to the default-named one
+    let outcomes = outcomes.expect("replayed");
+    assert!(matches!(
+        outcomes[..],
+        [(Integration::Notify, RecordOutcome::DeadLettered(_))]
+    ));
+    assert_eq!(stand.count_at(&dlq).await, 1);
+    assert_eq!(stand.count(&dlq_name(Integration::Notify)).await, 0);
 }

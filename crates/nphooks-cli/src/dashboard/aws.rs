@@ -8,7 +8,9 @@ use anyhow::Context;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use nphooks_core::claims::ClaimKey;
 use nphooks_core::config::Settings;
+use nphooks_core::delivery::DeliveryKey;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::ledger::stored;
 use nphooks_core::routing::Integration;
@@ -120,7 +122,7 @@ impl AwsSource {
     async fn claims(&self, records: &[Record], scanned: Items) -> anyhow::Result<Items> {
         let keys: Vec<String> = records
             .iter()
-            .flat_map(|r| r.queues.iter().map(move |i| format!("{i}#{}", r.key)))
+            .flat_map(|r| r.queues.iter().map(|&i| claim_key(i, &r.key)))
             .filter(|k| !scanned.contains_key(k))
             .collect();
         let mut found = scanned;
@@ -191,6 +193,7 @@ impl AwsSource {
     async fn rows(&self, records: &[Record], scanned: Items) -> anyhow::Result<Vec<DeliveryRow>> {
         let claims = self.claims(records, scanned).await?;
         let dead = self.dead_keys().await?;
+        let now = nphooks_core::epoch_seconds(std::time::SystemTime::now());
         let mut rows: Vec<DeliveryRow> = records
             .iter()
             .map(|r| {
@@ -198,12 +201,14 @@ impl AwsSource {
                     .queues
                     .iter()
                     .map(|&integration| {
-                        let claim = claims.get(&format!("{integration}#{}", r.key));
-                        let state = claim.and_then(|c| text(c, table::STATE));
+                        let claim = claims.get(&claim_key(integration, &r.key));
+                        let stored = claim.and_then(|c| {
+                            Some((text(c, table::STATE)?, number(c, table::LEASE_UNTIL)))
+                        });
                         let in_dlq = dead.contains(&(integration, r.key.clone()));
                         IntegrationState {
                             integration,
-                            badge: Badge::of_claim(state, in_dlq),
+                            badge: Badge::of_claim(stored, now, in_dlq),
                             attempts: None,
                             reason: claim
                                 .and_then(|c| text(c, table::REASON))
@@ -218,6 +223,11 @@ impl AwsSource {
         rows.sort_by(|a, b| b.received_at.cmp(&a.received_at).then(a.key.cmp(&b.key)));
         Ok(rows)
     }
+}
+
+/// The table key of `integration`'s claim on the delivery `key`.
+fn claim_key(integration: Integration, key: &str) -> String {
+    ClaimKey::new(integration, &DeliveryKey::from_stored(key.to_owned())).to_string()
 }
 
 fn s(value: &str) -> AttributeValue {
@@ -351,5 +361,37 @@ impl DashboardSource for AwsSource {
             ops::redrive_at(&self.aws, pair, letters).await
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item<const N: usize>(pairs: [(&str, AttributeValue); N]) -> HashMap<String, AttributeValue> {
+        pairs.into_iter().map(|(n, v)| (n.to_owned(), v)).collect()
+    }
+
+    #[test]
+    fn given_table_items_then_only_delivery_records_become_rows_and_bad_envelopes_are_left_out() {
+        let claim = [(table::KEY, s("crm#1")), (table::STATE, s("completed"))];
+        assert!(record(&item(claim)).is_none());
+        let queues = AttributeValue::L(vec![s("crm"), s("fax"), AttributeValue::N("1".into())]);
+        let garbled = AttributeValue::B(vec![0xff, 0x00, 0x13].into());
+        let delivery = item([
+            (table::KEY, s("call.ended#1")),
+            (table::QUEUES, queues.clone()),
+            (table::ENVELOPE, garbled),
+            (table::UPDATED_AT, AttributeValue::N("42".into())),
+        ]);
+        let record = record(&delivery).expect("a delivery record");
+        let read = (
+            record.key.as_str(),
+            record.updated_at,
+            record.queues.as_slice(),
+        );
+        assert_eq!(read, ("call.ended#1", 42, [Integration::Crm].as_slice()));
+        assert!(record.envelope.is_none());
+        assert!(super::record(&item([(table::QUEUES, queues)])).is_none());
     }
 }

@@ -133,11 +133,17 @@ pub fn query(filter: &Filter, cursor: Option<&str>) -> String {
     query.finish()
 }
 
-pub fn deliveries(page: &Page, filter: &Filter, common: Common<'_>) -> String {
+/// The deliveries page `page`, read from `cursor` (its live refresh reads the same page).
+pub fn deliveries(
+    page: &Page,
+    filter: &Filter,
+    cursor: Option<&str>,
+    common: Common<'_>,
+) -> String {
     let data = json!({
         "rows": page.rows.iter().map(row_json).collect::<Vec<_>>(),
         "next": page.next.as_deref().map(|c| format!("/?{}", query(filter, Some(c)))),
-        "api": format!("/api/deliveries?{}", query(filter, None)),
+        "api": format!("/api/deliveries?{}", query(filter, cursor)),
         "filter": {
             "event": filter.event, "call_type": filter.call_type,
             "status": filter.status.map(Badge::as_str), "date": filter.date,
@@ -311,7 +317,7 @@ mod tests {
             received_at: Some("<i>".to_owned()),
         };
         for html in [
-            deliveries(&page, &Filter::default(), COMMON),
+            deliveries(&page, &Filter::default(), None, COMMON),
             detail(&one, COMMON),
         ] {
             for raw in ["<script>alert", "<img", "<b onmouseover", "<i>", "<cursor>"] {
@@ -323,6 +329,24 @@ mod tests {
             );
         }
         assert_eq!(detail_href("a#<\"'> b"), "/deliveries/a%23%3C%22%27%3E%20b");
+    }
+
+    #[test]
+    fn given_an_empty_filtered_page_then_it_points_to_older_ones_and_refreshes_itself() {
+        let filter = Filter {
+            event: Some("call.ended".to_owned()),
+            ..Filter::default()
+        };
+        let page = Page {
+            rows: Vec::new(),
+            next: Some("call.ended#99".to_owned()),
+        };
+        let html = deliveries(&page, &filter, Some("call.ended#9"), COMMON);
+        assert!(html.contains("match these filters on this page"), "{html}");
+        assert!(html.contains("cursor=call.ended%2399\">Older"), "{html}");
+        let api =
+            "data-api=\"&#x2f;api&#x2f;deliveries?event=call.ended&amp;cursor=call.ended%239\"";
+        assert!(html.contains(api), "{html}");
     }
 
     #[test]

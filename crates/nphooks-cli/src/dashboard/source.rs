@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use futures::future::BoxFuture;
+use nphooks_core::claims::ClaimState;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::routing::Integration;
 use nphooks_core::webhook::Caller;
@@ -50,15 +51,21 @@ impl Badge {
         Badge::ALL.into_iter().find(|b| b.as_str() == text)
     }
 
-    /// The badge of a stored claim state (`in_progress`/`completed`/`failed`, or none),
-    /// given whether the delivery's letter is in the integration's DLQ.
-    pub fn of_claim(state: Option<&str>, in_dlq: bool) -> Badge {
+    /// The badge of a stored claim (its state and lease, or none) at `now`, given
+    /// whether the delivery's letter is in the integration's DLQ. No claim is `queued`
+    /// (a transient failure releases the claim, so a retry looks the same: the table
+    /// records no retry); an `in_progress` claim past its lease was a run that crashed
+    /// or timed out, and its message comes back: `retrying`.
+    pub fn of_claim(claim: Option<(&str, Option<u64>)>, now: u64, in_dlq: bool) -> Badge {
+        let state = claim.and_then(|(state, _)| state.parse::<ClaimState>().ok());
+        let lease_over = claim.and_then(|(_, lease)| lease).is_some_and(|l| l <= now);
         match (state, in_dlq) {
-            (Some("in_progress"), _) => Badge::InProgress,
-            (Some("completed"), _) => Badge::Done,
-            (Some("failed") | None, true) => Badge::DeadLettered,
-            (Some("failed"), false) => Badge::Failed,
-            _ => Badge::Queued,
+            (Some(ClaimState::Completed), _) => Badge::Done,
+            (Some(ClaimState::InProgress), _) if lease_over => Badge::Retrying,
+            (Some(ClaimState::InProgress), _) => Badge::InProgress,
+            (Some(ClaimState::Failed) | None, true) => Badge::DeadLettered,
+            (Some(ClaimState::Failed), false) => Badge::Failed,
+            (None, false) => Badge::Queued,
         }
     }
 }
@@ -283,4 +290,35 @@ pub trait DashboardSource: Send + Sync {
         integration: Integration,
         letters: crate::ops::Letters<'a>,
     ) -> BoxFuture<'a, anyhow::Result<usize>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_claims_and_letters_then_each_badge_follows_the_claim_state_machine() {
+        let now = 1_000;
+        let cases = [
+            (None, false, Badge::Queued),
+            (None, true, Badge::DeadLettered),
+            (
+                Some(("in_progress", Some(now + 1))),
+                false,
+                Badge::InProgress,
+            ),
+            (Some(("in_progress", Some(now))), false, Badge::Retrying),
+            (Some(("completed", None)), true, Badge::Done),
+            (Some(("failed", None)), true, Badge::DeadLettered),
+            (Some(("failed", None)), false, Badge::Failed),
+            (Some(("nonsense", None)), false, Badge::Queued),
+        ];
+        for (claim, in_dlq, badge) in cases {
+            assert_eq!(
+                Badge::of_claim(claim, now, in_dlq),
+                badge,
+                "{claim:?} {in_dlq}"
+            );
+        }
+    }
 }
