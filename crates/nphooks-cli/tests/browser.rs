@@ -359,6 +359,7 @@ async fn given_three_calls_when_browsed_then_badges_letters_and_redrive_hold() {
     browser.screenshot("health").await;
     assert_eq!(slack.succeeded(), (1, 3), "one post for the redriven call");
     assert_eq!(slack.failed(), 1);
+    browser.close().await;
 }
 
 /// On the detail page: each integration's state and reason, and the phone as shown.

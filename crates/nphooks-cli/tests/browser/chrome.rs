@@ -1,6 +1,7 @@
 //! Headless Chromium driven through chromedriver on a free loopback port: start, find,
 //! poll with a deadline, screenshot.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,7 +26,11 @@ pub struct Browser {
 }
 
 impl Drop for Browser {
+    /// chromedriver runs in a process group of its own with the browser it started: the
+    /// whole group goes, even when the test failed before [`Browser::close`].
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -71,6 +76,7 @@ impl Browser {
             .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("{} did not start: {e}", chromedriver.display()));
         let started = Instant::now();
@@ -84,6 +90,7 @@ impl Browser {
         let mut options = json!({"args": [
             "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
             "--window-size=1280,900", "--no-first-run", "--disable-extensions",
+            "--disable-breakpad", "--disable-crash-reporter",
             "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable",
             format!("--host-resolver-rules=MAP {REBOUND_HOST} 127.0.0.1"),
         ]});
@@ -98,6 +105,13 @@ impl Browser {
             .await
             .expect("a headless Chromium session");
         Some(Browser { client, driver })
+    }
+
+    /// Ends the session: chromedriver quits the browser.
+    pub async fn close(mut self) {
+        let client = self.client.clone();
+        client.close().await.expect("the session closes");
+        let _ = self.driver.kill();
     }
 
     pub async fn goto(&self, url: &str) {
