@@ -28,6 +28,12 @@ if [ "${NPHOOKS_SKIP_SAM_BUILD:-0}" != 1 ]; then
   SAM_COMPILE_PID=$!
 fi
 
+# Chromium and chromedriver for the dashboard's browser test (apt, ~40 s on a fresh
+# machine) install while the Python stand-ins install and the tests build.
+CHROMIUM_INSTALL_LOG=$(mktemp -t chromium-install.XXXXXX.log)
+( stand_ins_install_chromium ) >"$CHROMIUM_INSTALL_LOG" 2>&1 &
+CHROMIUM_INSTALL_PID=$!
+
 log "python stand-ins (${PY_PACKAGES[*]}) in $VENV"
 stand_ins_install
 
@@ -36,7 +42,7 @@ cleanup() {
   # A build still running (the tests failed first) goes with us: it has its own group.
   [ -z "${SAM_COMPILE_PID:-}" ] || kill -- "-$SAM_COMPILE_PID" 2>/dev/null || true
   stand_ins_stop
-  rm -rf "${MOTO_RECORDING:-}" "${NPHOOKS_TEST_LOG_DIR:-}" "${SAM_COMPILE_LOG:-}"
+  rm -rf "${MOTO_RECORDING:-}" "${NPHOOKS_TEST_LOG_DIR:-}" "${SAM_COMPILE_LOG:-}" "${CHROMIUM_INSTALL_LOG:-}"
 }
 trap cleanup EXIT
 stand_ins_start_moto "$MOTO_RECORDING"
@@ -59,6 +65,11 @@ RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)"
 CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"  # clippy-driver's own format
 export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 cargo test --workspace --all-targets --locked --no-run
+
+wait "$CHROMIUM_INSTALL_PID" || { cat "$CHROMIUM_INSTALL_LOG"; echo "installing chromium and chromium-driver failed" >&2; exit 1; }
+stand_ins_install_chromium   # installed: exports NPHOOKS_CHROMEDRIVER and NPHOOKS_CHROMIUM
+export NPHOOKS_REQUIRE_BROWSER=1   # the dashboard's browser test fails, never skips, without them
+log "headless Chromium for the browser test: $NPHOOKS_CHROMIUM, $NPHOOKS_CHROMEDRIVER"
 
 log "cargo test: run"
 # The 100k-delivery chaos soak runs on its own, so that its summary line shows here.

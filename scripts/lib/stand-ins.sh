@@ -82,3 +82,20 @@ stand_ins_stop() {
   for pid in "${STAND_IN_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   rm -rf "${MAILDIR:-}" "${MOTO_LOG:-}" "${SMTP_LOG:-}"
 }
+
+# Headless Chromium and its WebDriver for the dashboard's browser test
+# (crates/nphooks-cli/tests/browser.rs): the Debian packages `chromium` and
+# `chromium-driver`, installed once (we run as root on a fresh CI machine), then
+# NPHOOKS_CHROMEDRIVER and NPHOOKS_CHROMIUM exported for the test.
+stand_ins_install_chromium() {
+  if ! command -v chromedriver >/dev/null 2>&1; then
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+  fi
+  NPHOOKS_CHROMEDRIVER=$(command -v chromedriver)
+  # (a chromedriver installed otherwise finds its own browser when this is empty)
+  NPHOOKS_CHROMIUM=$(command -v chromium || true)
+  export NPHOOKS_CHROMEDRIVER NPHOOKS_CHROMIUM
+}

@@ -88,7 +88,9 @@ fn answer(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Ans
             "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
         )
         .header("X-Content-Type-Options", "nosniff")
-        .header("Referrer-Policy", "no-referrer")
+        // (not `no-referrer`: with it Chromium sends `Origin: null` on the page's own form
+        // POSTs, which the origin check refuses; tests/browser.rs)
+        .header("Referrer-Policy", "same-origin")
         .body(Full::new(body.into()))
         .unwrap_or_default()
 }
