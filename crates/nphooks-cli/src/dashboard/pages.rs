@@ -17,6 +17,16 @@ fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Environment::new();
+        // An absent value (a call type the webhook did not give, no failure reason, an
+        // unset filter) is written as nothing, not "none"; everything else is escaped.
+        env.set_formatter(|out, state, value| {
+            let value = if value.is_none() {
+                &Value::UNDEFINED
+            } else {
+                value
+            };
+            minijinja::escape_formatter(out, state, value)
+        });
         for (name, source) in [
             (
                 "base.html",
@@ -329,6 +339,29 @@ mod tests {
             );
         }
         assert_eq!(detail_href("a#<\"'> b"), "/deliveries/a%23%3C%22%27%3E%20b");
+    }
+
+    #[test]
+    fn given_absent_values_when_pages_render_then_they_are_blank_not_none() {
+        let mut row = hostile_row();
+        row.call_type = None;
+        row.integrations[0].reason = None;
+        let page = Page {
+            rows: vec![row.clone()],
+            next: None,
+        };
+        let one = Detail {
+            row,
+            caller: Caller::default(),
+            received_at: None,
+        };
+        for html in [
+            deliveries(&page, &Filter::default(), None, COMMON),
+            detail(&one, COMMON),
+        ] {
+            assert!(!html.to_lowercase().contains(">none<"), "{html}");
+            assert!(!html.contains("value=\"none\""), "{html}");
+        }
     }
 
     #[test]
