@@ -1,17 +1,17 @@
 //! `nphooks bill`: runs demo deliveries through the real adapters on the moto server at
-//! `AWS_ENDPOINT_URL` — the receiver's `receive()`, then each processor's runtime on its
-//! queue in full batches of 10 with preview sinks — and counts every AWS request at the
-//! endpoint (the test kit's proxy in front of moto, [`nphooks_testkit::fault_proxy::usage`]),
+//! `AWS_ENDPOINT_URL` — the receiver's `handle()`, then each processor's `process_batch()`
+//! on its queue in full batches of 10 with preview sinks, as the Lambda runs them — counts
+//! every AWS request at the endpoint (the test kit's proxy in front of moto,
+//! [`nphooks_testkit::fault_proxy::usage`]) and every byte each function logs ([`meter`]),
 //! then prints what a delivery costs and the monthly bill ([`report`], [`prices`]).
 
+pub mod meter;
 pub mod prices;
 pub mod report;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
@@ -24,12 +24,13 @@ use nphooks_core::ledger::DynamoLedger;
 use nphooks_core::queue::SqsQueue;
 use nphooks_core::rate_limit::RateLimit;
 use nphooks_core::routing::Integration;
-use nphooks_processor::{AWS_TIMEOUTS, ProcessorConfig, ProcessorDeps, process_records};
+use nphooks_processor::{AWS_TIMEOUTS, ProcessorConfig, ProcessorDeps, process_batch};
 use nphooks_samples::{Delivery, WEBHOOK_PATH};
 use nphooks_testkit::fault_proxy::{FaultProxy, Usage};
 use nphooks_testkit::{Moto, RECEIVER_FUNCTION, function_id};
-use receiver::{Deps, Outcome};
+use receiver::Deps;
 
+use self::meter::{Logged, Meter};
 use crate::sinks::{AnySink, Outbox};
 
 /// `nphooks bill` arguments.
@@ -63,8 +64,8 @@ pub struct FunctionRun {
     pub invocations: u64,
     /// Wall time inside its handler here (moto on loopback).
     pub busy: Duration,
-    /// Bytes of JSON log lines its code wrote at INFO.
-    pub log_bytes: u64,
+    /// What its code wrote to stdout: JSON log lines at INFO and EMF metric lines.
+    pub logged: Logged,
 }
 
 /// One measured run.
@@ -137,37 +138,6 @@ fn transcript(bytes: usize) -> String {
     text
 }
 
-/// Log lines (JSON, INFO, as the functions write them in Lambda) counted in bytes.
-#[derive(Debug, Clone, Default)]
-struct LogMeter(Arc<AtomicU64>);
-
-impl Write for LogMeter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = u64::try_from(buf.len()).unwrap_or(u64::MAX);
-        self.0.fetch_add(n, Ordering::Relaxed);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogMeter {
-    /// Counts what this thread logs while the guard lives.
-    fn start(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let info = tracing_subscriber::filter::LevelFilter::INFO;
-        let subscriber = nphooks_core::logging::json_subscriber(move || writer.clone(), info);
-        let guard = tracing::subscriber::set_default(subscriber);
-        tracing::callsite::rebuild_interest_cache();
-        guard
-    }
-
-    fn take(&self) -> u64 {
-        self.0.swap(0, Ordering::Relaxed)
-    }
-}
-
 /// `after` less `before`, per operation.
 fn since(after: &Usage, before: &Usage) -> Usage {
     after
@@ -194,13 +164,12 @@ pub async fn measure(
 ) -> anyhow::Result<Measured> {
     let moto = Moto::start("bill").await;
     let proxy = FaultProxy::start().await;
-    let logs = LogMeter::default();
-    let receiver = receive_all(&moto, &proxy, &logs, deliveries, transcript_bytes).await?;
+    let receiver = receive_all(&moto, &proxy, deliveries, transcript_bytes).await?;
     let mut seen = proxy.usage();
     let outbox = Outbox::start(std::env::temp_dir().join("nphooks-bill-outbox")).await?;
     let mut processors = BTreeMap::new();
     for integration in DEMO_ROUTE {
-        let mut run = process_all(&moto, &proxy, &logs, &outbox, integration, deliveries).await?;
+        let mut run = process_all(&moto, &proxy, &outbox, integration, deliveries).await?;
         let now = proxy.usage();
         run.usage = since(&now, &seen);
         seen = now;
@@ -217,7 +186,6 @@ pub async fn measure(
 async fn receive_all(
     moto: &Moto,
     proxy: &FaultProxy,
-    logs: &LogMeter,
     deliveries: usize,
     transcript_bytes: Option<usize>,
 ) -> anyhow::Result<FunctionRun> {
@@ -227,7 +195,9 @@ async fn receive_all(
     let ledger = DynamoLedger::connect(&aws, &moto.table);
     let deps = Deps::new(config, ledger, SqsQueue::connect(&aws));
     let mut run = FunctionRun::default();
-    let _logging = logs.start();
+    let meter = Meter::start();
+    let accepted =
+        serde_json::json!({"status": "accepted", "queues": DEMO_ROUTE.map(|i| i.as_str())});
     for i in 0..deliveries {
         let body = demo_body(&format!("call_bill_{i}"), transcript_bytes);
         let event =
@@ -235,15 +205,18 @@ async fn receive_all(
         let request = lambda_http::request::from_str(&event.to_string())
             .context("the demo request as API Gateway delivers it")?;
         let started = Instant::now();
-        let outcome = receiver::receive(&deps, &request).await;
+        let response = receiver::handle(&deps, request).await;
         run.busy += started.elapsed();
         run.invocations += 1;
-        match outcome {
-            Ok(Outcome::Accepted { queues, .. }) if queues.iter().eq(DEMO_ROUTE.iter()) => {}
-            other => bail!("the demo delivery was not accepted into the demo's queues: {other:?}"),
+        let answer: serde_json::Value = match response.body() {
+            lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        };
+        if answer["status"] != accepted["status"] || answer["queues"] != accepted["queues"] {
+            bail!("the demo delivery was not accepted into the demo's queues: {answer}");
         }
     }
-    run.log_bytes = logs.take();
+    run.logged = meter.logged();
     run.usage = proxy.usage();
     Ok(run)
 }
@@ -253,7 +226,6 @@ async fn receive_all(
 async fn process_all(
     moto: &Moto,
     proxy: &FaultProxy,
-    logs: &LogMeter,
     outbox: &Arc<Outbox>,
     integration: Integration,
     deliveries: usize,
@@ -281,7 +253,7 @@ async fn process_all(
     let mut run = FunctionRun::default();
     let mut done = 0;
     let mut empty = 0;
-    let _logging = logs.start();
+    let meter = Meter::start();
     while done < deliveries {
         let received = sqs
             .receive_message()
@@ -304,15 +276,23 @@ async fn process_all(
             .iter()
             .map(nphooks_testkit::event_source::record_from)
             .collect();
+        let event = nphooks_testkit::sqs_event(records, Duration::from_secs(30));
         let started = Instant::now();
-        let outcomes =
-            process_records(&deps, &records, SystemTime::now() + Duration::from_secs(30)).await;
+        let response = process_batch(&deps, event).await;
         run.busy += started.elapsed();
         run.invocations += 1;
-        let acknowledged = messages.iter().zip(&outcomes).filter(|(_, o)| o.is_final());
+        let response = response.map_err(|e| anyhow::anyhow!("{integration}: batch failed: {e}"))?;
+        let retried: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        let acknowledged = messages
+            .iter()
+            .filter(|m| !retried.contains(&m.message_id().unwrap_or_default()));
         let entries = acknowledged
             .enumerate()
-            .map(|(i, (m, _))| {
+            .map(|(i, m)| {
                 DeleteMessageBatchRequestEntry::builder()
                     .id(i.to_string())
                     .receipt_handle(m.receipt_handle().unwrap_or_default())
@@ -325,12 +305,18 @@ async fn process_all(
             .send()
             .await
             .context("delete the batch")?;
-        if let Some(unfinished) = outcomes.iter().find(|o| !o.is_finished()) {
-            bail!("{integration}: a demo delivery did not finish: {unfinished:?}");
-        }
         done += messages.len();
+        // The batch's metric line says how many were delivered.
+        let delivered: u64 = meter
+            .metric_lines()
+            .iter()
+            .filter_map(|line| line[nphooks_processor::metrics::DELIVERED].as_u64())
+            .sum();
+        if delivered != u64::try_from(done).unwrap_or(u64::MAX) {
+            bail!("{integration}: {delivered} of {done} demo deliveries finished");
+        }
     }
-    run.log_bytes = logs.take();
+    run.logged = meter.logged();
     Ok(run)
 }
 

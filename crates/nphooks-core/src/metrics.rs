@@ -128,8 +128,13 @@ fn emit_line(line: String) {
     }
 }
 
+/// The bytes `line` takes on stdout as [`emit_line`] prints it: the line and its newline.
+fn printed_bytes(line: &str) -> u64 {
+    u64::try_from(line.len() + 1).unwrap_or(u64::MAX)
+}
+
 /// Collects the EMF lines this thread emits, instead of printing them, until dropped
-/// (for tests; a current-thread runtime keeps a test's tasks on its thread).
+/// (for tests and `nphooks bill`; a current-thread runtime keeps a test's tasks on its thread).
 #[derive(Debug)]
 pub struct Capture(());
 
@@ -148,6 +153,15 @@ impl Capture {
                 .flatten()
                 .map(|line| serde_json::from_str(line).expect("an EMF line is JSON"))
                 .collect()
+        })
+    }
+
+    /// The bytes the lines emitted so far would have taken on stdout (what CloudWatch
+    /// Logs ingests of them).
+    pub fn bytes(&self) -> u64 {
+        CAPTURED.with(|captured| {
+            let captured = captured.borrow();
+            captured.iter().flatten().map(|l| printed_bytes(l)).sum()
         })
     }
 }
@@ -218,5 +232,18 @@ mod tests {
         let lines = capture.lines();
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0][receiver::ACCEPTED], 1);
+    }
+
+    #[test]
+    fn given_captured_lines_then_their_bytes_count_each_line_and_its_newline() {
+        let capture = Capture::start();
+        emit_count("receiver", receiver::ACCEPTED);
+        emit_metric("receiver", receiver::REFUSED, 12);
+        let printed: usize = capture
+            .lines()
+            .iter()
+            .map(|l| l.to_string().len() + 1)
+            .sum();
+        assert_eq!(capture.bytes(), printed as u64);
     }
 }

@@ -65,6 +65,29 @@ fn line(out: &mut String, cost: &mut f64, price: Price, quantity: f64, what: &st
     );
 }
 
+/// Bytes each function wrote to stdout per delivery, log lines and EMF lines apart.
+fn logs_table<'a>(
+    out: &mut String,
+    functions: impl Iterator<Item = (String, &'a FunctionRun)>,
+    n: u64,
+) {
+    out.push_str("\n| function | log lines bytes / delivery | EMF lines / delivery | EMF bytes / delivery | logged bytes / delivery |\n|---|---|---|---|---|\n");
+    let mut total = 0;
+    for (name, function) in functions {
+        let logged = function.logged;
+        total += logged.bytes();
+        let _ = writeln!(
+            out,
+            "| {name} | {:.1} | {:.2} | {:.1} | {:.1} |",
+            per(logged.tracing_bytes, n),
+            per(logged.metric_lines, n),
+            per(logged.metric_bytes, n),
+            per(logged.bytes(), n),
+        );
+    }
+    let _ = writeln!(out, "| **all** | | | | **{:.1}** |", per(total, n));
+}
+
 /// The bill of a run, for `per_month` deliveries.
 pub fn render(run: &Measured, per_month: u64) -> String {
     let n = run.deliveries;
@@ -117,8 +140,9 @@ pub fn render(run: &Measured, per_month: u64) -> String {
         per(writes, n),
         per(sqs, n),
     );
-    let logged: u64 = functions.clone().map(|(_, f)| f.log_bytes).sum();
+    let logged: u64 = functions.clone().map(|(_, f)| f.logged.bytes()).sum();
     let busy: Vec<String> = functions
+        .clone()
         .map(|(name, f)| {
             let ms = f.busy.as_secs_f64() * 1000.0 / f.invocations.max(1) as f64;
             format!("{name} {ms:.1} ms")
@@ -126,10 +150,10 @@ pub fn render(run: &Measured, per_month: u64) -> String {
         .collect();
     let _ = writeln!(
         out,
-        "Measured here per invocation (moto on loopback, not Lambda): {}. Logged by the code: {:.0} bytes per delivery.",
+        "Measured here per invocation (moto on loopback, not Lambda): {}.",
         busy.join(", "),
-        per(logged, n)
     );
+    logs_table(&mut out, functions, n);
     let processor_invocations = 4.0 / BATCH;
     let invocations = 1.0 + processor_invocations;
     let gb_seconds =
@@ -191,7 +215,7 @@ pub fn render(run: &Measured, per_month: u64) -> String {
         &mut cost,
         prices::LOGS_INGESTED_GB,
         log_gb,
-        "code's lines measured; platform lines off (SystemLogLevel WARN)",
+        "measured: log and EMF lines; platform lines off (SystemLogLevel WARN)",
     );
     let _ = writeln!(
         out,
