@@ -9,7 +9,7 @@ use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::routing::Integration;
 use nphooks_processor::http::client;
-use nphooks_processor::{Delivered, FailureReason, Sink, SinkError};
+use nphooks_processor::{Delivered, FailureReason, HttpSink, Sink, SinkError};
 use nphooks_testkit::{demo_request, envelope_for, suite};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};

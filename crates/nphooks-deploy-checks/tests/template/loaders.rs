@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::routing::Integration;
 use nphooks_deploy_checks::Value;
-use nphooks_processor::ProcessorConfig;
 use nphooks_processor::http::client;
+use nphooks_processor::{HttpSink, ProcessorConfig};
 
 /// A valid value for each key of the stack's secret (its placeholders are not valid).
 /// Built at run time: a secret written whole in the repository is refused outside local mode.
