@@ -10,7 +10,7 @@ use nphooks_core::ledger::DynamoLedger;
 use nphooks_core::queue::SqsQueue;
 use nphooks_core::routing::Integration;
 use nphooks_processor::http::client;
-use nphooks_processor::{Delivered, RecordOutcome, process_records};
+use nphooks_processor::{Delivered, HttpSink, RecordOutcome, process_records};
 use nphooks_samples::{
     Delivery, TEST_API_KEY, TEST_WEBHOOK_SECRET, WEBHOOK_PATH, api_gateway_event,
 };

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use nphooks_core::config::Settings;
 use nphooks_core::secrets::public_secret_problem;
+use nphooks_processor::HttpSink;
 use nphooks_processor::http::client;
 
 /// Where secret-looking tokens start, and the characters that continue them.

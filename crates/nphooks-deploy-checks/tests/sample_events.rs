@@ -8,7 +8,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::routing::Integration;
 use nphooks_processor::http::{OutboundUrl, client};
-use nphooks_processor::{Sink, process_batch};
+use nphooks_processor::{HttpSink, Sink, process_batch};
 use nphooks_samples::receiver_samples;
 use nphooks_testkit::Moto;
 use wiremock::matchers::method;

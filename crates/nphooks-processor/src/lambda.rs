@@ -98,6 +98,33 @@ pub trait FromSetup: Sink + Sized {
     fn from_setup(setup: &SinkSetup<'_>) -> Result<Self, Self::Error>;
 }
 
+/// A sink that calls one HTTP API: built from its settings and the shared HTTP client,
+/// then given its timeout. Every such sink is [`FromSetup`] the same way.
+pub trait HttpSink: Sink + Sized {
+    /// The longest one delivery may take when `NPHOOKS_SINK_TIMEOUT_SECONDS` is unset.
+    const DEFAULT_TIMEOUT: Duration;
+
+    /// Reads the sink's own settings; every error names its variable.
+    fn from_settings(
+        settings: &Settings,
+        allow_http: bool,
+        client: reqwest::Client,
+    ) -> crate::Result<Self>;
+
+    /// The longest one delivery may take (the client's own timeouts are the caller's).
+    fn with_timeout(self, timeout: Duration) -> Self;
+}
+
+impl<T: HttpSink> FromSetup for T {
+    const DEFAULT_TIMEOUT: Duration = <T as HttpSink>::DEFAULT_TIMEOUT;
+    type Error = crate::Error;
+
+    fn from_setup(setup: &SinkSetup<'_>) -> crate::Result<Self> {
+        let sink = T::from_settings(setup.settings, setup.allow_http, setup.http_client()?)?;
+        Ok(sink.with_timeout(setup.timeout))
+    }
+}
+
 /// A processor Lambda's whole `main`: logging, [`Startup::load`], the sink built once,
 /// then [`run_lambda`].
 pub async fn run<K: FromSetup>(integration: Integration) -> Result<(), lambda_runtime::Error> {

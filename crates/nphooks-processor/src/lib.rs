@@ -22,6 +22,6 @@ mod settle;
 pub use config::ProcessorConfig;
 pub use error::{Error, Result};
 pub use failure::{FailureReason, SinkError, SmtpCode, StatusCode};
-pub use lambda::{AWS_TIMEOUTS, FromSetup, SinkSetup, Startup, run, run_lambda};
+pub use lambda::{AWS_TIMEOUTS, FromSetup, HttpSink, SinkSetup, Startup, run, run_lambda};
 pub use runtime::{Delivered, ProcessorDeps, RecordOutcome, Sink, process_batch, process_records};
 pub use settle::Deferral;

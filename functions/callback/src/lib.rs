@@ -15,7 +15,7 @@ use nphooks_core::envelope::Envelope;
 use nphooks_core::rate_limit::RateLimit;
 use nphooks_core::webhook::{Event, EventKind};
 use nphooks_processor::nextphone::{E164, NextPhoneApi};
-use nphooks_processor::{Delivered, FailureReason, FromSetup, Sink, SinkError, SinkSetup};
+use nphooks_processor::{Delivered, FailureReason, HttpSink, Sink, SinkError};
 use serde_json::Value;
 
 pub use hours::CallbackHours;
@@ -63,26 +63,6 @@ impl CallbackSink {
         }
     }
 
-    pub fn with_timeout(self, timeout: Duration) -> Self {
-        CallbackSink { timeout, ..self }
-    }
-
-    pub fn from_settings(
-        settings: &Settings,
-        allow_http: bool,
-        client: reqwest::Client,
-    ) -> nphooks_processor::Result<Self> {
-        let api = NextPhoneApi::from_settings(settings, allow_http, client)?;
-        let name = settings
-            .optional(CALLBACK_BUSINESS_NAME_VAR)
-            .unwrap_or("our team");
-        let sink = Self::new(api, name);
-        Ok(match CallbackHours::from_settings(settings)? {
-            Some(hours) => sink.with_hours(hours),
-            None => sink,
-        })
-    }
-
     /// The API client (for previews that build the request without sending it).
     pub fn api(&self) -> &NextPhoneApi {
         &self.api
@@ -125,13 +105,27 @@ impl CallbackSink {
     }
 }
 
-impl FromSetup for CallbackSink {
+impl HttpSink for CallbackSink {
     const DEFAULT_TIMEOUT: Duration = TIMEOUT;
-    type Error = nphooks_processor::Error;
 
-    fn from_setup(setup: &SinkSetup<'_>) -> nphooks_processor::Result<Self> {
-        let sink = Self::from_settings(setup.settings, setup.allow_http, setup.http_client()?)?;
-        Ok(sink.with_timeout(setup.timeout))
+    fn with_timeout(self, timeout: Duration) -> Self {
+        CallbackSink { timeout, ..self }
+    }
+
+    fn from_settings(
+        settings: &Settings,
+        allow_http: bool,
+        client: reqwest::Client,
+    ) -> nphooks_processor::Result<Self> {
+        let api = NextPhoneApi::from_settings(settings, allow_http, client)?;
+        let name = settings
+            .optional(CALLBACK_BUSINESS_NAME_VAR)
+            .unwrap_or("our team");
+        let sink = Self::new(api, name);
+        Ok(match CallbackHours::from_settings(settings)? {
+            Some(hours) => sink.with_hours(hours),
+            None => sink,
+        })
     }
 }
 

@@ -14,7 +14,7 @@ use nphooks_core::config::Settings;
 use nphooks_core::rate_limit::RateLimit;
 use nphooks_core::routing::Integration;
 use nphooks_processor::http::client;
-use nphooks_processor::{Deferral, ProcessorDeps, RecordOutcome, Sink};
+use nphooks_processor::{Deferral, HttpSink, ProcessorDeps, RecordOutcome, Sink};
 use nphooks_testkit::event_source::drain_on_virtual_time;
 use nphooks_testkit::{Moto, envelope_for};
 use stand_in::NextPhoneStandIn;

@@ -23,7 +23,7 @@ use nphooks_core::envelope::Envelope;
 use nphooks_core::rate_limit::RateLimit;
 use nphooks_core::secret::Secret;
 use nphooks_processor::http::{self, OutboundUrl};
-use nphooks_processor::{Delivered, FailureReason, FromSetup, Sink, SinkError, SinkSetup};
+use nphooks_processor::{Delivered, FailureReason, HttpSink, Sink, SinkError};
 use serde_json::Value;
 
 pub use lead::{CrmLead, LEAD_SOURCE, split_name};
@@ -104,40 +104,6 @@ impl CrmSink {
         }
     }
 
-    /// The longest one delivery may take (the client's own timeouts are the caller's).
-    pub fn with_timeout(self, timeout: Duration) -> Self {
-        CrmSink { timeout, ..self }
-    }
-
-    /// Reads `CRM_PROVIDER`, then `CRM_API_URL` and `CRM_API_TOKEN`, or Salesforce's
-    /// settings ([`salesforce::Salesforce::from_settings`]); every error names its variable.
-    pub fn from_settings(
-        settings: &Settings,
-        allow_http: bool,
-        client: reqwest::Client,
-    ) -> nphooks_processor::Result<Self> {
-        let provider = CrmProvider::from_settings(settings)?;
-        let url = match (provider, settings.optional(CRM_API_URL_VAR)) {
-            (CrmProvider::Salesforce, _) => {
-                let salesforce = salesforce::Salesforce::from_settings(settings, allow_http)?;
-                return Ok(Self::salesforce(salesforce, client));
-            }
-            (_, Some(url)) => url,
-            (CrmProvider::HubSpot, None) => HUBSPOT_DEFAULT_BASE,
-            (CrmProvider::Generic, None) => settings.required(CRM_API_URL_VAR)?,
-        };
-        let url = OutboundUrl::parse(CRM_API_URL_VAR, url, allow_http, false)?;
-        let token = settings.required_secret(CRM_API_TOKEN_VAR, allow_http)?;
-        // Checked here so a bad token stops start-up instead of failing every delivery.
-        if !token.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(config_error(
-                CRM_API_TOKEN_VAR,
-                "must be printable ASCII without spaces".into(),
-            ));
-        }
-        Ok(Self::new(provider, url, Secret::new(token), client))
-    }
-
     pub fn provider(&self) -> CrmProvider {
         self.provider
     }
@@ -168,13 +134,40 @@ impl CrmSink {
 /// HubSpot allows 100 requests per 10 seconds per private app.
 pub const HUBSPOT_RATE_LIMIT: RateLimit = RateLimit::new(100, Duration::from_secs(10));
 
-impl FromSetup for CrmSink {
+impl HttpSink for CrmSink {
     const DEFAULT_TIMEOUT: Duration = TIMEOUT;
-    type Error = nphooks_processor::Error;
 
-    fn from_setup(setup: &SinkSetup<'_>) -> nphooks_processor::Result<Self> {
-        let sink = Self::from_settings(setup.settings, setup.allow_http, setup.http_client()?)?;
-        Ok(sink.with_timeout(setup.timeout))
+    fn with_timeout(self, timeout: Duration) -> Self {
+        CrmSink { timeout, ..self }
+    }
+
+    /// Reads `CRM_PROVIDER`, then `CRM_API_URL` and `CRM_API_TOKEN`, or Salesforce's
+    /// settings ([`salesforce::Salesforce::from_settings`]); every error names its variable.
+    fn from_settings(
+        settings: &Settings,
+        allow_http: bool,
+        client: reqwest::Client,
+    ) -> nphooks_processor::Result<Self> {
+        let provider = CrmProvider::from_settings(settings)?;
+        let url = match (provider, settings.optional(CRM_API_URL_VAR)) {
+            (CrmProvider::Salesforce, _) => {
+                let salesforce = salesforce::Salesforce::from_settings(settings, allow_http)?;
+                return Ok(Self::salesforce(salesforce, client));
+            }
+            (_, Some(url)) => url,
+            (CrmProvider::HubSpot, None) => HUBSPOT_DEFAULT_BASE,
+            (CrmProvider::Generic, None) => settings.required(CRM_API_URL_VAR)?,
+        };
+        let url = OutboundUrl::parse(CRM_API_URL_VAR, url, allow_http, false)?;
+        let token = settings.required_secret(CRM_API_TOKEN_VAR, allow_http)?;
+        // Checked here so a bad token stops start-up instead of failing every delivery.
+        if !token.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(config_error(
+                CRM_API_TOKEN_VAR,
+                "must be printable ASCII without spaces".into(),
+            ));
+        }
+        Ok(Self::new(provider, url, Secret::new(token), client))
     }
 }
 

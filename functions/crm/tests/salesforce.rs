@@ -13,7 +13,9 @@ use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::routing::Integration;
 use nphooks_processor::http::client;
-use nphooks_processor::{Deferral, Delivered, FailureReason, RecordOutcome, Sink, SinkError};
+use nphooks_processor::{
+    Deferral, Delivered, FailureReason, HttpSink, RecordOutcome, Sink, SinkError,
+};
 use nphooks_testkit::event_source::drain_on_virtual_time;
 use nphooks_testkit::{Moto, demo_request, envelope_for, suite};
 use salesforce_org::{CLIENT_ID, CLIENT_SECRET, LEAD_PATH, Org, decode, on_virtual_time};

@@ -14,7 +14,7 @@ use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::secret::Secret;
 use nphooks_processor::http::{self, OutboundUrl};
-use nphooks_processor::{Delivered, FailureReason, FromSetup, Sink, SinkError, SinkSetup};
+use nphooks_processor::{Delivered, FailureReason, HttpSink, Sink, SinkError};
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -93,15 +93,18 @@ impl NotifySink {
             timeout: TIMEOUT,
         }
     }
+}
 
-    /// The longest one notification may take (the client's own timeouts are the caller's).
-    pub fn with_timeout(self, timeout: Duration) -> Self {
+impl HttpSink for NotifySink {
+    const DEFAULT_TIMEOUT: Duration = TIMEOUT;
+
+    fn with_timeout(self, timeout: Duration) -> Self {
         NotifySink { timeout, ..self }
     }
 
     /// Reads `NOTIFY_URL` (https, unless `allow_http`) and `NOTIFY_SIGNING_SECRET`
     /// (required, `whsec_<base64>`). Every error names its variable.
-    pub fn from_settings(
+    fn from_settings(
         settings: &Settings,
         allow_http: bool,
         client: reqwest::Client,
@@ -115,16 +118,6 @@ impl NotifySink {
         let secret = Secret::new(settings.required_secret(NOTIFY_SIGNING_SECRET_VAR, allow_http)?);
         let key = SigningKey::parse(NOTIFY_SIGNING_SECRET_VAR, &secret)?;
         Ok(Self::new(url, key, client))
-    }
-}
-
-impl FromSetup for NotifySink {
-    const DEFAULT_TIMEOUT: Duration = TIMEOUT;
-    type Error = nphooks_processor::Error;
-
-    fn from_setup(setup: &SinkSetup<'_>) -> nphooks_processor::Result<Self> {
-        let sink = Self::from_settings(setup.settings, setup.allow_http, setup.http_client()?)?;
-        Ok(sink.with_timeout(setup.timeout))
     }
 }
 

@@ -8,7 +8,7 @@ use notify::{NotifySink, notification};
 use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_processor::http::client;
-use nphooks_processor::{Delivered, Sink};
+use nphooks_processor::{Delivered, HttpSink, Sink};
 use nphooks_testkit::{demo_request, envelope_for};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

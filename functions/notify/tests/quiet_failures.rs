@@ -6,7 +6,7 @@ use notify::NotifySink;
 use nphooks_core::config::Settings;
 use nphooks_core::routing::Integration;
 use nphooks_processor::http::client;
-use nphooks_processor::process_batch;
+use nphooks_processor::{HttpSink, process_batch};
 use nphooks_testkit::logs::CapturedLogs;
 use nphooks_testkit::{Moto, demo_request, envelope_for, sqs_event, sqs_message};
 use wiremock::matchers::method;

@@ -13,7 +13,7 @@ use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::rate_limit::RateLimit;
 use nphooks_processor::http::{self, OutboundUrl};
-use nphooks_processor::{Delivered, FromSetup, Sink, SinkError, SinkSetup};
+use nphooks_processor::{Delivered, HttpSink, Sink, SinkError};
 
 pub use blocks::limits;
 pub use message::slack_message;
@@ -39,13 +39,19 @@ impl SlackSink {
             timeout: TIMEOUT,
         }
     }
+}
 
-    /// The longest one post may take (the client's own timeouts are the caller's).
-    pub fn with_timeout(self, timeout: Duration) -> Self {
+/// Slack's incoming webhooks take about one message per second per channel.
+pub const SLACK_RATE_LIMIT: RateLimit = RateLimit::new(1, Duration::from_secs(1));
+
+impl HttpSink for SlackSink {
+    const DEFAULT_TIMEOUT: Duration = TIMEOUT;
+
+    fn with_timeout(self, timeout: Duration) -> Self {
         SlackSink { timeout, ..self }
     }
 
-    pub fn from_settings(
+    fn from_settings(
         settings: &Settings,
         allow_http: bool,
         client: reqwest::Client,
@@ -55,19 +61,6 @@ impl SlackSink {
             OutboundUrl::parse(SLACK_WEBHOOK_URL_VAR, value, allow_http, true)?,
             client,
         ))
-    }
-}
-
-/// Slack's incoming webhooks take about one message per second per channel.
-pub const SLACK_RATE_LIMIT: RateLimit = RateLimit::new(1, Duration::from_secs(1));
-
-impl FromSetup for SlackSink {
-    const DEFAULT_TIMEOUT: Duration = TIMEOUT;
-    type Error = nphooks_processor::Error;
-
-    fn from_setup(setup: &SinkSetup<'_>) -> nphooks_processor::Result<Self> {
-        let sink = Self::from_settings(setup.settings, setup.allow_http, setup.http_client()?)?;
-        Ok(sink.with_timeout(setup.timeout))
     }
 }
 

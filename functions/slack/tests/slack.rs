@@ -5,7 +5,7 @@ use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::routing::Integration;
 use nphooks_processor::http::{OutboundUrl, client};
-use nphooks_processor::{Delivered, Sink};
+use nphooks_processor::{Delivered, HttpSink, Sink};
 use nphooks_testkit::{demo_request, envelope_for, suite};
 use slack::{SlackSink, slack_message};
 use wiremock::matchers::{method, path};
