@@ -10,6 +10,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use nphooks_cli::dashboard::{self, DashboardOptions};
 use nphooks_cli::ops;
 use nphooks_cli::serve::{dlq_name, queue_name};
+use nphooks_core::claims::PendingRetry;
 use nphooks_core::config::Settings;
 use nphooks_core::delivery::DeliveryKey;
 use nphooks_core::routing::Integration;
@@ -18,6 +19,43 @@ use nphooks_processor::RecordOutcome;
 use reqwest::StatusCode;
 use reqwest::header::{HOST, ORIGIN};
 use stand::*;
+
+#[tokio::test]
+async fn given_a_retrying_claim_then_its_badge_and_detail_show_the_next_attempt() {
+    // GIVEN a delivery whose CRM run failed twice transiently, due again at 17:46:40 UTC
+    let stand = stand().await;
+    let (key, _) = stand.delivery("dash-retry-1", &[Integration::Crm]).await;
+    let retry = PendingRetry {
+        attempts: 2,
+        next_attempt_at: Some(1_900_000_000),
+        reason: "server_error (503)",
+    };
+    stand.retrying(Integration::Crm, &key, retry).await;
+    let dashboard = stand.dashboard().await;
+
+    // THEN its badge says retrying, and when
+    let page = get(&dashboard, "/").await;
+    let badge = format!(
+        "{}>crm · retrying · next 17:46:40</span>",
+        badge("crm", "retrying")
+    );
+    assert!(row(&page, &key).contains(&badge), "{page}");
+    let api = get(&dashboard, "/api/deliveries").await;
+    assert!(
+        api.contains(r#""next_attempt":"2030-03-17 17:46:40""#),
+        "{api}"
+    );
+    // THEN its detail page shows the attempts, the reason and the next attempt
+    let href = format!("/deliveries/{}", key.as_str().replace('#', "%23"));
+    let detail = get(&dashboard, &href).await;
+    for cell in [
+        "<td class=\"attempts\">2</td>",
+        "<td class=\"reason\">server_error (503)</td>",
+        "<td class=\"next-attempt\">2030-03-17 17:46:40</td>",
+    ] {
+        assert!(detail.contains(cell), "{cell} in {detail}");
+    }
+}
 
 #[tokio::test]
 async fn given_stored_deliveries_when_pages_are_fetched_then_badges_and_reasons_show() {
@@ -76,6 +114,10 @@ async fn given_stored_deliveries_when_pages_are_fetched_then_badges_and_reasons_
     assert!(
         detail.contains("<td class=\"reason\">not_found (404)</td>"),
         "{detail}"
+    );
+    assert!(
+        detail.contains("<td class=\"attempts\">1</td>"),
+        "each claim stores its attempt: {detail}"
     );
     assert!(
         detail.contains(r#"class="masked" data-field="phone""#),

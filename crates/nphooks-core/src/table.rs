@@ -23,7 +23,7 @@ use crate::store_error::StoreError;
 
 /// The partition key (a string).
 pub const KEY: &str = "pk";
-/// The record's state: `received`/`enqueued`, or `in_progress`/`completed`/`failed`.
+/// The record's state: `received`/`enqueued`, or `in_progress`/`completed`/`failed`/`retrying`.
 pub const STATE: &str = "state";
 /// SHA-256 of the body that began a delivery.
 pub const PAYLOAD_HASH: &str = "payload_hash";
@@ -41,6 +41,11 @@ pub const OWNER: &str = "owner";
 pub const ENVELOPE: &str = "envelope";
 /// Why a claim failed (its classified DLQ reason).
 pub const REASON: &str = "reason";
+/// A claim's attempt: the one in progress or completed, or how many a `retrying` one
+/// has failed.
+pub const ATTEMPTS: &str = "attempts";
+/// When a `retrying` claim's message is due again, epoch seconds.
+pub const NEXT_ATTEMPT_AT: &str = "next_attempt_at";
 /// A rate-limit slot item's next free slot, epoch milliseconds.
 pub const NEXT_SLOT: &str = "next_slot_ms";
 
@@ -79,14 +84,14 @@ impl DynamoTable {
 
     /// Writes `item` unless a live record holds its key. A record is not live when it is
     /// absent, expired (`expires_at` checked by the condition itself: TTL deletion lags),
-    /// in `leased_state` with its lease over, or in `reclaimable_state`. On a conflict the
+    /// in `leased_state` with its lease over, or in one of `reclaimable`. On a conflict the
     /// record in the way is returned, and on success the record replaced, if any (both
     /// `ALL_OLD`: no second read, and AWS charges no capacity for return values).
     pub async fn put_unless_live(
         &self,
         item: Item,
         leased_state: &str,
-        reclaimable_state: Option<&str>,
+        reclaimable: &[&str],
         now: u64,
     ) -> Result<PutOutcome, StoreError> {
         let mut condition = String::from(
@@ -105,9 +110,9 @@ impl DynamoTable {
             .expression_attribute_values(":leased", s(leased_state))
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        if let Some(state) = reclaimable_state {
-            condition.push_str(" OR #state = :reclaimable");
-            request = request.expression_attribute_values(":reclaimable", s(state));
+        for (i, state) in reclaimable.iter().enumerate() {
+            condition.push_str(&format!(" OR #state = :reclaimable{i}"));
+            request = request.expression_attribute_values(format!(":reclaimable{i}"), s(state));
         }
         match request.condition_expression(condition).send().await {
             Ok(put) => Ok(PutOutcome::Written(put.attributes)),
@@ -192,6 +197,30 @@ impl DynamoTable {
         extra: &[(&str, AttributeValue)],
         now: u64,
     ) -> Result<(), StoreError> {
+        self.update(key, state, extra, now, None).await
+    }
+
+    /// As [`DynamoTable::settle`], but only while the record is still in `from` and still
+    /// `mine` (as [`DynamoTable::delete_if_still`]): one taken over since is left alone.
+    pub async fn settle_if_still(
+        &self,
+        key: &str,
+        from: &str,
+        mine: (&str, &str),
+        to: (&str, &[(&str, AttributeValue)]),
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.update(key, to.0, to.1, now, Some((from, mine))).await
+    }
+
+    async fn update(
+        &self,
+        key: &str,
+        state: &str,
+        extra: &[(&str, AttributeValue)],
+        now: u64,
+        still: Option<(&str, (&str, &str))>,
+    ) -> Result<(), StoreError> {
         let mut set = String::from("SET #state = :state, #updated = :now");
         let mut update = self
             .client
@@ -211,9 +240,17 @@ impl DynamoTable {
                 .expression_attribute_names(format!("#{name}"), *name)
                 .expression_attribute_values(format!(":{name}"), value.clone());
         }
+        let mut condition = String::from("attribute_exists(#pk)");
+        if let Some((from, (attribute, value))) = still {
+            condition.push_str(" AND #state = :from AND #mine = :mine");
+            update = update
+                .expression_attribute_names("#mine", attribute)
+                .expression_attribute_values(":from", s(from))
+                .expression_attribute_values(":mine", s(value));
+        }
         let result = update
             .update_expression(format!("{set} REMOVE #lease"))
-            .condition_expression("attribute_exists(#pk)")
+            .condition_expression(condition)
             .expression_attribute_names("#pk", KEY)
             .send()
             .await;

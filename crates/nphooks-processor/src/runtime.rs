@@ -26,7 +26,7 @@ use crate::config::ProcessorConfig;
 use crate::failure::{FailureReason, SinkError};
 use crate::metrics::{Tally, Trace, emit_batch};
 use crate::retry::RetryState;
-use crate::settle::{Deferral, Settle};
+use crate::settle::{Deferral, Settle, settle_claim};
 
 /// Work stops this long before the Lambda's deadline, leaving time to release claims
 /// and answer with what was not finished.
@@ -289,7 +289,8 @@ where
     let integration = deps.config.integration;
     let message_id = settle.message_id();
     let owner = format!("{message_id}@{}", nphooks_core::clock::epoch_millis(now));
-    let claim = EffectClaim::new(integration, &envelope.delivery_key, owner);
+    let claim = EffectClaim::new(integration, &envelope.delivery_key, owner)
+        .at_attempt(settle.state.attempts + 1);
     match deps
         .claims
         .claim(
@@ -331,30 +332,23 @@ where
             }
             RecordOutcome::Done(delivered)
         }
-        Err(error) if error.retryable => {
+        Err(error) => {
             trace.sink_failed = true;
-            release(deps, &claim).await;
-            if error.is_rate_limited() {
+            let reason = error.to_string();
+            // A 429 waits without spending an attempt; every other failure spends one.
+            let attempts = settle.state.attempts + u32::from(!error.is_rate_limited());
+            let outcome = if !error.retryable {
+                settle.state.attempts = attempts;
+                settle.dead_letter(&reason).await
+            } else if error.is_rate_limited() {
                 let wait = error.retry_after.unwrap_or(deps.config.retry.base);
                 settle
                     .wait_for_rate_limit(now + wait, &error, envelope)
                     .await
             } else {
-                settle.backoff(&error.to_string(), envelope).await
-            }
-        }
-        Err(error) => {
-            settle.state.attempts += 1;
-            let outcome = settle.dead_letter(&error.to_string()).await;
-            match &outcome {
-                RecordOutcome::DeadLettered(reason) => {
-                    let at = epoch_seconds(now);
-                    if let Err(e) = deps.claims.fail(&claim, reason, at).await {
-                        tracing::error!(error = %e, "dead-lettered, but could not mark the claim failed");
-                    }
-                }
-                _ => release(deps, &claim).await,
-            }
+                settle.backoff(&reason, envelope).await
+            };
+            settle_claim(deps, &claim, &outcome, attempts, &reason, now).await;
             outcome
         }
     }
@@ -388,12 +382,5 @@ where
             tracing::warn!(%error, "rate limiter unavailable; sending unpaced");
             None
         }
-    }
-}
-
-async fn release<C: EffectClaims, Q, K, L>(deps: &ProcessorDeps<C, Q, K, L>, claim: &EffectClaim) {
-    if let Err(error) = deps.claims.release(claim).await {
-        // The lease runs out on its own; the retry waits for it.
-        tracing::warn!(%error, "could not release the claim");
     }
 }

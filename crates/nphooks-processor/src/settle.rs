@@ -1,13 +1,15 @@
 //! How a record that did not complete is settled: deferred (re-sent to its own queue with
 //! a delay and its retry state), or dead-lettered (its DLQ, body intact, with a classified
 //! reason and the attempt count). Only when the re-send itself fails is the record left
-//! on the queue for SQS to redeliver.
+//! on the queue for SQS to redeliver. Its effect claim follows: `failed`, or `retrying`.
 
 use std::time::SystemTime;
 
 use aws_lambda_events::event::sqs::SqsMessage;
+use nphooks_core::claims::{EffectClaim, EffectClaims, PendingRetry};
 use nphooks_core::clock::parse_rfc3339;
 use nphooks_core::envelope::{Envelope, QueueMessage};
+use nphooks_core::epoch_seconds;
 use nphooks_core::queue::Queue;
 
 use crate::retry::{ATTEMPTS_ATTR, RetryState};
@@ -148,5 +150,39 @@ impl<'a, C, Q: Queue, K, L> Settle<'a, C, Q, K, L> {
                 RecordOutcome::Retry(format!("{reason}; and the DLQ send failed: {error}"))
             }
         }
+    }
+}
+
+/// Settles the claim of a run whose sink failed, as its record was settled: `failed`
+/// when dead-lettered, else `retrying` with when its message is due. The message was
+/// re-sent first: a copy claimed meanwhile by another run is not this run's any more,
+/// and the owner condition leaves it alone. A claim that cannot be written keeps its
+/// lease, which runs out on its own: the retry waits for it.
+pub(crate) async fn settle_claim<C: EffectClaims, Q, K, L>(
+    deps: &ProcessorDeps<C, Q, K, L>,
+    claim: &EffectClaim,
+    outcome: &RecordOutcome,
+    attempts: u32,
+    reason: &str,
+    now: SystemTime,
+) {
+    let at = epoch_seconds(now);
+    let result = match outcome {
+        RecordOutcome::DeadLettered(reason) => deps.claims.fail(claim, reason, at).await,
+        other => {
+            let next_attempt_at = match other {
+                RecordOutcome::Deferred { until, .. } => Some(epoch_seconds(*until)),
+                _ => None,
+            };
+            let retry = PendingRetry {
+                attempts,
+                next_attempt_at,
+                reason,
+            };
+            deps.claims.release(claim, &retry, at).await
+        }
+    };
+    if let Err(error) = result {
+        tracing::warn!(%error, "could not settle the claim");
     }
 }

@@ -165,7 +165,7 @@ async fn given_another_run_holds_the_claim_then_the_message_waits_without_acting
 }
 
 #[tokio::test]
-async fn given_a_transient_failure_then_the_claim_is_released_and_the_message_backs_off() {
+async fn given_a_transient_failure_then_the_claim_is_retrying_and_the_message_backs_off() {
     let deps = deps(vec![Err(SinkError::transient(FailureReason::ServerError))]);
     let outcome = process(&deps).await;
     let RecordOutcome::Deferred { why, until } = outcome else {
@@ -173,7 +173,15 @@ async fn given_a_transient_failure_then_the_claim_is_released_and_the_message_ba
     };
     assert_eq!(why, Deferral::Backoff(1));
     assert!(until > start(), "{until:?}");
-    assert_eq!(deps.claims.state(&claim_key()), None, "released");
+    // THEN the claim is given up, saying when and why the message comes back
+    assert_eq!(deps.claims.state(&claim_key()), Some(ClaimState::Retrying));
+    let retry = deps.claims.pending_retry(&claim_key()).expect("retrying");
+    let due = until
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    assert_eq!((retry.attempts, retry.next_attempt_at), (1, Some(due)));
+    assert_eq!(retry.reason, "server_error");
     let resent = deps.queue.messages(QUEUE);
     assert_eq!(resent.len(), 1);
     let attempts = resent[0]
@@ -182,6 +190,41 @@ async fn given_a_transient_failure_then_the_claim_is_released_and_the_message_ba
         .find(|(n, _)| *n == ATTEMPTS_ATTR);
     assert_eq!(attempts.map(|(_, v)| v.as_str()), Some("1"));
     assert!(deps.queue.messages(DLQ).is_empty());
+}
+
+#[tokio::test]
+async fn given_two_failed_attempts_when_the_third_succeeds_then_its_claim_says_3() {
+    let deps = deps(vec![]);
+    // GIVEN a message re-sent after two failed attempts
+    let mut record = record("2026-11-26T15:30:01Z");
+    let carried = [(ATTEMPTS_ATTR, "2")].map(|(name, value)| {
+        let attribute = serde_json::json!({"stringValue": value, "dataType": "Number"});
+        (
+            name.to_owned(),
+            serde_json::from_value(attribute).expect("an attribute"),
+        )
+    });
+    record.message_attributes = carried.into_iter().collect();
+    // WHEN it is processed
+    let deadline = SystemTime::now() + Duration::from_secs(60);
+    let outcome = process_records(&deps, &[record], deadline).await.remove(0);
+    // THEN the claim records the third attempt
+    assert!(matches!(outcome, RecordOutcome::Done(_)), "{outcome:?}");
+    assert_eq!(deps.claims.attempt(&claim_key()), Some(3));
+}
+
+#[tokio::test]
+async fn given_the_retry_budget_spent_when_it_fails_again_then_the_claim_fails() {
+    let mut deps = deps(vec![Err(SinkError::transient(FailureReason::ServerError))]);
+    deps.config.retry.horizon = Duration::ZERO;
+    let outcome = process(&deps).await;
+    assert!(
+        matches!(outcome, RecordOutcome::DeadLettered(_)),
+        "{outcome:?}"
+    );
+    // THEN the claim says failed (not retrying): nothing will come back on its own
+    assert_eq!(deps.claims.state(&claim_key()), Some(ClaimState::Failed));
+    assert_eq!(deps.queue.messages(DLQ).len(), 1);
 }
 
 #[tokio::test]

@@ -80,7 +80,7 @@ struct Cell {
 
 const CLAIM: &str = "claims.claim (PutItem)";
 const COMPLETE: &str = "claims.complete (UpdateItem)";
-const RELEASE: &str = "claims.release (DeleteItem, after a transient sink failure)";
+const RELEASE: &str = "claims.release (UpdateItem to retrying, after a transient sink failure)";
 const DEFER: &str = "queue.send_delayed (SendMessage, re-send after a transient sink failure)";
 const DLQ: &str = "queue.send (SendMessage to the DLQ, after a permanent sink failure)";
 const LIMIT: &str = "limiter.reserve (UpdateItem, a limit of 10/s)";
@@ -93,7 +93,7 @@ fn columns() -> Vec<&'static str> {
 fn cells() -> Vec<Cell> {
     let mut all = cases(CLAIM, "PutItem", &columns());
     all.extend(cases(COMPLETE, "UpdateItem", &[E500, LOST_ONCE, LOST]));
-    all.extend(cases(RELEASE, "DeleteItem", &[E500]));
+    all.extend(cases(RELEASE, "UpdateItem", &[E500]));
     all.extend(cases(DEFER, "SendMessage", &[E500, LOST_ONCE]));
     all.extend(cases(DLQ, "SendMessage", &[E500, LOST_ONCE]));
     // The limiter's first UpdateItem, all three SDK attempts; completing is the 4th.

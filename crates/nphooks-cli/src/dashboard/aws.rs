@@ -206,14 +206,20 @@ impl AwsSource {
                             Some((text(c, table::STATE)?, number(c, table::LEASE_UNTIL)))
                         });
                         let in_dlq = dead.contains(&(integration, r.key.clone()));
+                        let badge = Badge::of_claim(stored, now, in_dlq);
+                        let retrying = claim.filter(|_| badge == Badge::Retrying);
                         IntegrationState {
                             integration,
-                            badge: Badge::of_claim(stored, now, in_dlq),
-                            attempts: None,
+                            badge,
+                            attempts: claim
+                                .and_then(|c| number(c, table::ATTEMPTS))
+                                .and_then(|a| u32::try_from(a).ok()),
                             reason: claim
                                 .and_then(|c| text(c, table::REASON))
                                 .map(str::to_owned),
                             updated_at: claim.and_then(|c| number(c, table::UPDATED_AT)),
+                            next_attempt_at: retrying
+                                .and_then(|c| number(c, table::NEXT_ATTEMPT_AT)),
                         }
                     })
                     .collect();

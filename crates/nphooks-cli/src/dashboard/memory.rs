@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use nphooks_core::claims::{Claim, ClaimKey, EffectClaim, EffectClaims, MemoryClaims};
+use nphooks_core::claims::{
+    Claim, ClaimKey, EffectClaim, EffectClaims, MemoryClaims, PendingRetry,
+};
 use nphooks_core::config::Settings;
 use nphooks_core::delivery::DeliveryKey;
 use nphooks_core::envelope::Envelope;
@@ -71,11 +73,8 @@ impl Journal {
         let state = claims
             .entry(key.as_str().to_owned())
             .or_insert(IntegrationState {
-                integration,
-                badge: Badge::Queued,
                 attempts: Some(0),
-                reason: None,
-                updated_at: None,
+                ..IntegrationState::queued(integration)
             });
         change(state);
         state.updated_at = Some(now());
@@ -90,13 +89,7 @@ impl Journal {
                 let mut state = claims
                     .get(&format!("{integration}#{key}"))
                     .cloned()
-                    .unwrap_or(IntegrationState {
-                        integration,
-                        badge: Badge::Queued,
-                        attempts: None,
-                        reason: None,
-                        updated_at: None,
-                    });
+                    .unwrap_or(IntegrationState::queued(integration));
                 let in_dlq = dead.iter().any(|(i, k)| *i == integration && k == key);
                 if in_dlq && matches!(state.badge, Badge::Failed | Badge::Queued | Badge::Retrying)
                 {
@@ -163,7 +156,8 @@ impl<C: EffectClaims> EffectClaims for Journaled<C> {
         if claimed == Claim::Claimed {
             self.journal.set(&claim.key, |s| {
                 s.badge = Badge::InProgress;
-                s.attempts = Some(s.attempts.unwrap_or(0) + 1);
+                s.attempts = Some(claim.attempt);
+                s.next_attempt_at = None;
             });
         }
         Ok(claimed)
@@ -175,18 +169,26 @@ impl<C: EffectClaims> EffectClaims for Journaled<C> {
         Ok(())
     }
 
-    async fn release(&self, claim: &EffectClaim) -> Result<(), StoreError> {
-        self.inner.release(claim).await?;
+    async fn release(
+        &self,
+        claim: &EffectClaim,
+        retry: &PendingRetry<'_>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.inner.release(claim, retry, now).await?;
         let mut integration = None;
         self.journal.set(&claim.key, |s| {
             s.badge = Badge::Retrying;
+            s.attempts = Some(retry.attempts);
+            s.reason = Some(retry.reason.to_owned());
+            s.next_attempt_at = retry.next_attempt_at;
             integration = Some(s.integration);
         });
         if let Some(integration) = integration {
             lock(&self.journal.retries)
                 .entry(integration)
                 .or_default()
-                .push(now());
+                .push(now);
         }
         Ok(())
     }

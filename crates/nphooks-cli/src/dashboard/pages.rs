@@ -11,7 +11,7 @@ use nphooks_core::routing::Integration;
 use nphooks_core::webhook::EventKind;
 use serde_json::json;
 
-use super::source::{Badge, DeliveryRow, Detail, Filter, Health, Letter, Page};
+use super::source::{Badge, DeliveryRow, Detail, Filter, Health, IntegrationState, Letter, Page};
 
 fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
@@ -118,11 +118,24 @@ pub fn row_json(row: &DeliveryRow) -> serde_json::Value {
         "badges": row.integrations.iter().map(|i| json!({
             "integration": i.integration.as_str(),
             "state": i.badge.as_str(),
+            "label": badge_label(i),
+            "next_attempt": i.next_attempt_at.map(time_text),
             "attempts": i.attempts.map_or_else(|| "–".to_owned(), |a| a.to_string()),
             "reason": i.reason,
             "updated": i.updated_at.map(time_text),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// A badge's text: the integration and its state, and when a retry is due, its time
+/// of day (UTC).
+fn badge_label(state: &IntegrationState) -> String {
+    let mut label = format!("{} · {}", state.integration, state.badge.as_str());
+    if let Some(at) = state.next_attempt_at {
+        let time = time_text(at);
+        label.push_str(&format!(" · next {}", time.get(11..).unwrap_or(&time)));
+    }
+    label
 }
 
 /// The query string of `filter` (and a cursor): no caller data, only these fields.
@@ -289,7 +302,6 @@ pub fn health(health: &[Health], chart: String, common: Common<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dashboard::source::IntegrationState;
     use nphooks_core::webhook::Caller;
 
     const COMMON: Common<'static> = Common {
@@ -304,6 +316,7 @@ mod tests {
             attempts: Some(1),
             reason: Some("<b onmouseover=alert(3)>x</b>".to_owned()),
             updated_at: Some(1),
+            next_attempt_at: None,
         };
         DeliveryRow {
             key: "call.ended#<script>alert(1)</script>\"'".to_owned(),

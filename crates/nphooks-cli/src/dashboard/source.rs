@@ -52,15 +52,16 @@ impl Badge {
     }
 
     /// The badge of a stored claim (its state and lease, or none) at `now`, given
-    /// whether the delivery's letter is in the integration's DLQ. No claim is `queued`
-    /// (a transient failure releases the claim, so a retry looks the same: the table
-    /// records no retry); an `in_progress` claim past its lease was a run that crashed
-    /// or timed out, and its message comes back: `retrying`.
+    /// whether the delivery's letter is in the integration's DLQ. No claim is `queued`;
+    /// a `retrying` claim is a run that failed transiently, its message due again at the
+    /// claim's next attempt; an `in_progress` claim past its lease was a run that crashed
+    /// or timed out, and its message comes back: `retrying` too.
     pub fn of_claim(claim: Option<(&str, Option<u64>)>, now: u64, in_dlq: bool) -> Badge {
         let state = claim.and_then(|(state, _)| state.parse::<ClaimState>().ok());
         let lease_over = claim.and_then(|(_, lease)| lease).is_some_and(|l| l <= now);
         match (state, in_dlq) {
             (Some(ClaimState::Completed), _) => Badge::Done,
+            (Some(ClaimState::Retrying), _) => Badge::Retrying,
             (Some(ClaimState::InProgress), _) if lease_over => Badge::Retrying,
             (Some(ClaimState::InProgress), _) => Badge::InProgress,
             (Some(ClaimState::Failed) | None, true) => Badge::DeadLettered,
@@ -81,6 +82,22 @@ pub struct IntegrationState {
     pub reason: Option<String>,
     /// When the state was last written, epoch seconds.
     pub updated_at: Option<u64>,
+    /// When a `retrying` delivery's message is due again, epoch seconds, if known.
+    pub next_attempt_at: Option<u64>,
+}
+
+impl IntegrationState {
+    /// Routed to `integration`, and nothing known of it yet.
+    pub fn queued(integration: Integration) -> Self {
+        IntegrationState {
+            integration,
+            badge: Badge::Queued,
+            attempts: None,
+            reason: None,
+            updated_at: None,
+            next_attempt_at: None,
+        }
+    }
 }
 
 /// One delivery as the deliveries page lists it (no caller data).
@@ -308,6 +325,7 @@ mod tests {
                 Badge::InProgress,
             ),
             (Some(("in_progress", Some(now))), false, Badge::Retrying),
+            (Some(("retrying", None)), false, Badge::Retrying),
             (Some(("completed", None)), true, Badge::Done),
             (Some(("failed", None)), true, Badge::DeadLettered),
             (Some(("failed", None)), false, Badge::Failed),

@@ -36,9 +36,9 @@
         var row = table.querySelector('tr.delivery[data-delivery-key="' + CSS.escape(r.key) + '"]');
         r.badges.forEach(function (b) {
           var badge = row && row.querySelector('.badge[data-integration="' + CSS.escape(b.integration) + '"]');
-          if (badge && badge.dataset.state !== b.state) {
+          if (badge && (badge.dataset.state !== b.state || badge.textContent !== b.label)) {
             badge.dataset.state = b.state;
-            badge.textContent = b.integration + " · " + b.state;
+            badge.textContent = b.label;
           }
         });
       });

@@ -5,7 +5,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use nphooks_cli::dashboard::{self, AwsSource, DashboardOptions, RunningDashboard};
 use nphooks_cli::ops;
 use nphooks_cli::serve::{dlq_name, queue_url};
-use nphooks_core::claims::{DynamoClaims, EffectClaim, EffectClaims};
+use nphooks_core::claims::{DynamoClaims, EffectClaim, EffectClaims, PendingRetry};
 use nphooks_core::config::Settings;
 use nphooks_core::delivery::DeliveryKey;
 use nphooks_core::envelope::{Envelope, QueueMessage};
@@ -65,6 +65,31 @@ impl Stand {
 
     /// A claim, completed or failed with `reason` as the processor stores it.
     pub async fn claim(&self, integration: Integration, key: &DeliveryKey, failed: Option<&str>) {
+        let (claims, claim, at) = self.claimed(integration, key).await;
+        match failed {
+            Some(reason) => claims.fail(&claim, reason, at).await,
+            None => claims.complete(&claim, at).await,
+        }
+        .expect("settled");
+    }
+
+    /// A claim a run gave up after a transient failure, as the processor records it.
+    pub async fn retrying(
+        &self,
+        integration: Integration,
+        key: &DeliveryKey,
+        retry: PendingRetry<'_>,
+    ) {
+        let (claims, claim, at) = self.claimed(integration, key).await;
+        claims.release(&claim, &retry, at).await.expect("released");
+    }
+
+    /// A claim a run holds now, and when it took it.
+    async fn claimed(
+        &self,
+        integration: Integration,
+        key: &DeliveryKey,
+    ) -> (DynamoClaims, EffectClaim, u64) {
         let claims = DynamoClaims::connect(&self.aws, &self.table);
         let claim = EffectClaim::new(integration, key, "test-run");
         let at = now();
@@ -72,11 +97,7 @@ impl Stand {
             .claim(&claim, at + 60, at, ReplayWindow::DEFAULT)
             .await
             .expect("claimed");
-        match failed {
-            Some(reason) => claims.fail(&claim, reason, at).await,
-            None => claims.complete(&claim, at).await,
-        }
-        .expect("settled");
+        (claims, claim, at)
     }
 
     /// The letter the processor dead-letters.

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::{Claim, ClaimKey, ClaimState, EffectClaim, EffectClaims};
+use super::{Claim, ClaimKey, ClaimState, EffectClaim, EffectClaims, PendingRetry, RECLAIMABLE};
 use crate::store_error::StoreError;
 use crate::table::{self, DynamoTable, PutOutcome, n, s, text_of};
 use crate::window::ReplayWindow;
@@ -38,14 +38,15 @@ impl EffectClaims for DynamoClaims {
             (table::KEY.to_owned(), s(claim.key.as_str())),
             (table::STATE.to_owned(), s(in_progress)),
             (table::OWNER.to_owned(), s(&claim.owner)),
+            (table::ATTEMPTS.to_owned(), n(u64::from(claim.attempt))),
             (table::LEASE_UNTIL.to_owned(), n(lease_until)),
             (table::EXPIRES_AT.to_owned(), n(window.expires_at(now))),
             (table::UPDATED_AT.to_owned(), n(now)),
         ]);
-        let failed = Some(ClaimState::Failed.as_str());
+        let reclaimable = RECLAIMABLE.map(ClaimState::as_str);
         let old = self
             .table
-            .put_unless_live(item, in_progress, failed, now)
+            .put_unless_live(item, in_progress, &reclaimable, now)
             .await?;
         Ok(match old {
             PutOutcome::Written(_) => Claim::Claimed,
@@ -62,11 +63,26 @@ impl EffectClaims for DynamoClaims {
             .await
     }
 
-    async fn release(&self, claim: &EffectClaim) -> Result<(), StoreError> {
+    async fn release(
+        &self,
+        claim: &EffectClaim,
+        retry: &PendingRetry<'_>,
+        now: u64,
+    ) -> Result<(), StoreError> {
         let in_progress = ClaimState::InProgress.as_str();
         let mine = (table::OWNER, claim.owner.as_str());
+        let mut noted = vec![
+            (table::ATTEMPTS, n(u64::from(retry.attempts))),
+            (table::REASON, s(retry.reason)),
+        ];
+        noted.extend(
+            retry
+                .next_attempt_at
+                .map(|at| (table::NEXT_ATTEMPT_AT, n(at))),
+        );
+        let retrying = (ClaimState::Retrying.as_str(), noted.as_slice());
         self.table
-            .delete_if_still(claim.key.as_str(), in_progress, mine)
+            .settle_if_still(claim.key.as_str(), in_progress, mine, retrying, now)
             .await
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{Claim, ClaimKey, ClaimState, EffectClaim, EffectClaims, is_live};
+use super::{Claim, ClaimKey, ClaimState, EffectClaim, EffectClaims, PendingRetry, is_live};
 use crate::queue::lock;
 use crate::store_error::StoreError;
 use crate::window::ReplayWindow;
@@ -16,6 +16,16 @@ struct Record {
     owner: String,
     lease_until: u64,
     expires_at: u64,
+    attempt: u32,
+    retry: Option<StoredRetry>,
+}
+
+/// A `retrying` claim's [`PendingRetry`], as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRetry {
+    pub attempts: u32,
+    pub next_attempt_at: Option<u64>,
+    pub reason: String,
 }
 
 /// Effect claims in memory.
@@ -38,6 +48,20 @@ impl MemoryClaims {
     /// The state of the claim at `key`, if there is one.
     pub fn state(&self, key: &ClaimKey) -> Option<ClaimState> {
         lock(&self.records).get(key).map(|r| r.state)
+    }
+
+    /// The attempt that last claimed `key`.
+    pub fn attempt(&self, key: &ClaimKey) -> Option<u32> {
+        lock(&self.records).get(key).map(|r| r.attempt)
+    }
+
+    /// What the run that released the claim at `key` recorded, while it is `retrying`.
+    pub fn pending_retry(&self, key: &ClaimKey) -> Option<StoredRetry> {
+        let records = lock(&self.records);
+        let record = records.get(key)?;
+        (record.state == ClaimState::Retrying)
+            .then(|| record.retry.clone())
+            .flatten()
     }
 
     fn count(&self) {
@@ -72,6 +96,8 @@ impl EffectClaims for MemoryClaims {
             owner: claim.owner.clone(),
             lease_until,
             expires_at: window.expires_at(now),
+            attempt: claim.attempt,
+            retry: None,
         };
         records.insert(claim.key.clone(), record);
         Ok(Claim::Claimed)
@@ -82,14 +108,24 @@ impl EffectClaims for MemoryClaims {
         Ok(())
     }
 
-    async fn release(&self, claim: &EffectClaim) -> Result<(), StoreError> {
+    async fn release(
+        &self,
+        claim: &EffectClaim,
+        retry: &PendingRetry<'_>,
+        _now: u64,
+    ) -> Result<(), StoreError> {
         self.count();
         let mut records = lock(&self.records);
-        let mine = records
-            .get(&claim.key)
-            .is_some_and(|r| r.state == ClaimState::InProgress && r.owner == claim.owner);
-        if mine {
-            records.remove(&claim.key);
+        if let Some(record) = records.get_mut(&claim.key)
+            && record.state == ClaimState::InProgress
+            && record.owner == claim.owner
+        {
+            record.state = ClaimState::Retrying;
+            record.retry = Some(StoredRetry {
+                attempts: retry.attempts,
+                next_attempt_at: retry.next_attempt_at,
+                reason: retry.reason.to_owned(),
+            });
         }
         Ok(())
     }

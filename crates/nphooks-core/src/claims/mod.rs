@@ -2,11 +2,11 @@
 //!
 //! | from | event | to | who |
 //! |---|---|---|---|
-//! | (none), expired, `failed`, or `in_progress` with its lease over | [`EffectClaims::claim`] | `in_progress` (owner, lease) | a processor run, before acting |
+//! | (none), expired, `failed`, `retrying`, or `in_progress` with its lease over | [`EffectClaims::claim`] | `in_progress` (owner, lease, attempt) | a processor run, before acting |
 //! | `in_progress` (live lease) | `claim` | unchanged: [`Claim::Busy`] (try later) | another run of a duplicate message |
 //! | `completed` (not expired) | `claim` | unchanged: [`Claim::AlreadyCompleted`] (acknowledge) | a duplicate or redelivered message |
 //! | `in_progress` | [`EffectClaims::complete`] | `completed` | the run, after the sink acted |
-//! | `in_progress`, same owner | [`EffectClaims::release`] | (none) | the run, after a transient failure |
+//! | `in_progress`, same owner | [`EffectClaims::release`] | `retrying` (attempts, next attempt, reason) | the run, after a transient failure |
 //! | `in_progress` | [`EffectClaims::fail`] | `failed` (reason) | the run, after dead-lettering |
 //! | any | [`EffectClaims::forget`] | (none) | an operator's forced replay |
 //! | any | one [`ReplayWindow`] after `claim` | expired: as (none) | the clock |
@@ -24,7 +24,7 @@ mod tests;
 use std::future::Future;
 
 pub use dynamo::DynamoClaims;
-pub use memory::MemoryClaims;
+pub use memory::{MemoryClaims, StoredRetry};
 
 use crate::delivery::DeliveryKey;
 use crate::ledger::UnknownState;
@@ -41,6 +41,9 @@ pub enum ClaimState {
     Completed,
     /// It failed permanently (dead-lettered); a redriven message may claim it again.
     Failed,
+    /// A run failed transiently and gave it up; its message comes back for the next
+    /// attempt, which claims it again.
+    Retrying,
 }
 
 impl ClaimState {
@@ -49,6 +52,7 @@ impl ClaimState {
             ClaimState::InProgress => "in_progress",
             ClaimState::Completed => "completed",
             ClaimState::Failed => "failed",
+            ClaimState::Retrying => "retrying",
         }
     }
 }
@@ -61,6 +65,7 @@ impl std::str::FromStr for ClaimState {
             "in_progress" => Ok(ClaimState::InProgress),
             "completed" => Ok(ClaimState::Completed),
             "failed" => Ok(ClaimState::Failed),
+            "retrying" => Ok(ClaimState::Retrying),
             _ => Err(UnknownState),
         }
     }
@@ -92,6 +97,8 @@ pub struct EffectClaim {
     pub key: ClaimKey,
     /// Identifies the run holding the claim, so it releases only its own.
     pub owner: String,
+    /// Which attempt the run is (1 for the first), stored with the claim for operators.
+    pub attempt: u32,
 }
 
 impl EffectClaim {
@@ -103,8 +110,27 @@ impl EffectClaim {
         EffectClaim {
             key: ClaimKey::new(integration, delivery_key),
             owner: owner.into(),
+            attempt: 1,
         }
     }
+
+    /// The same claim, made by attempt `attempt`.
+    pub fn at_attempt(self, attempt: u32) -> Self {
+        EffectClaim { attempt, ..self }
+    }
+}
+
+/// What a run that failed transiently records when it gives its claim up: what an
+/// operator sees while the message waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingRetry<'a> {
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// When the message is due again, epoch seconds; `None` when SQS decides (the
+    /// message was left on its queue for its visibility timeout).
+    pub next_attempt_at: Option<u64>,
+    /// The classified failure reason.
+    pub reason: &'a str,
 }
 
 /// What [`EffectClaims::claim`] found.
@@ -128,20 +154,23 @@ impl Claim {
     }
 }
 
+/// The states a claim may be taken from whatever its lease: nobody holds them.
+pub(crate) const RECLAIMABLE: [ClaimState; 2] = [ClaimState::Failed, ClaimState::Retrying];
+
 /// Whether a record blocks a new claim: not expired, and completed or leased.
 pub(crate) fn is_live(state: ClaimState, expires_at: u64, lease_until: u64, now: u64) -> bool {
     expires_at > now
         && match state {
             ClaimState::Completed => true,
             ClaimState::InProgress => lease_until > now,
-            ClaimState::Failed => false,
+            ClaimState::Failed | ClaimState::Retrying => false,
         }
 }
 
 /// The processors' port: one claim per integration and delivery.
 pub trait EffectClaims: Send + Sync {
     /// Claims an effect, kept for `window`: succeeds when it is absent, expired, failed,
-    /// or in progress with a lease that ended before `now` (its run died).
+    /// retrying, or in progress with a lease that ended before `now` (its run died).
     fn claim(
         &self,
         claim: &EffectClaim,
@@ -157,9 +186,14 @@ pub trait EffectClaims: Send + Sync {
         now: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Gives the claim up after a transient failure, so the next delivery may act. A
-    /// claim another run has taken over is left alone.
-    fn release(&self, claim: &EffectClaim) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Gives the claim up after a transient failure, so the next delivery may act, and
+    /// records `retry` on it. A claim another run has taken over is left alone.
+    fn release(
+        &self,
+        claim: &EffectClaim,
+        retry: &PendingRetry<'_>,
+        now: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Records a permanent failure (the message went to the DLQ); a redriven message may
     /// claim it again.
@@ -192,8 +226,13 @@ impl<T: EffectClaims> EffectClaims for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).complete(claim, now)
     }
-    fn release(&self, claim: &EffectClaim) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).release(claim)
+    fn release(
+        &self,
+        claim: &EffectClaim,
+        retry: &PendingRetry<'_>,
+        now: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).release(claim, retry, now)
     }
     fn fail(
         &self,

@@ -6,6 +6,11 @@ use super::*;
 const W: ReplayWindow = ReplayWindow::DEFAULT;
 const T: u64 = 1_800_000_000;
 const LEASE: u64 = 60;
+const RETRY: PendingRetry<'static> = PendingRetry {
+    attempts: 2,
+    next_attempt_at: Some(T + 90),
+    reason: "server_error (503)",
+};
 
 fn delivery() -> DeliveryKey {
     DeliveryKey::from_stored("call.ended#c1".into())
@@ -40,6 +45,7 @@ fn given_each_state_then_its_stored_name_reads_back_as_the_same_state() {
         ClaimState::InProgress,
         ClaimState::Completed,
         ClaimState::Failed,
+        ClaimState::Retrying,
     ];
     for state in states {
         assert_eq!(state.as_str().parse(), Ok(state));
@@ -68,7 +74,7 @@ async fn given_a_claim_past_its_lease_when_another_run_claims_then_it_takes_over
     claim(&claims, &run("a"), T).await;
     assert_eq!(claim(&claims, &run("b"), T + LEASE).await, Claim::Claimed);
     // THEN the first run can no longer release it
-    claims.release(&run("a")).await.expect("memory");
+    claims.release(&run("a"), &RETRY, T).await.expect("memory");
     assert_eq!(claim(&claims, &run("c"), T + LEASE + 1).await, Claim::Busy);
 }
 
@@ -76,7 +82,7 @@ async fn given_a_claim_past_its_lease_when_another_run_claims_then_it_takes_over
 async fn given_a_claim_when_a_non_owner_releases_it_then_nothing_changes() {
     let claims = MemoryClaims::new();
     claim(&claims, &run("a"), T).await;
-    claims.release(&run("b")).await.expect("memory");
+    claims.release(&run("b"), &RETRY, T).await.expect("memory");
     assert_eq!(state(&claims), Some(ClaimState::InProgress));
     assert_eq!(claim(&claims, &run("b"), T + 1).await, Claim::Busy);
 }
@@ -85,9 +91,14 @@ async fn given_a_claim_when_a_non_owner_releases_it_then_nothing_changes() {
 async fn given_a_claim_when_its_owner_releases_it_then_the_next_run_claims() {
     let claims = MemoryClaims::new();
     claim(&claims, &run("a"), T).await;
-    claims.release(&run("a")).await.expect("memory");
-    assert_eq!(state(&claims), None);
+    claims.release(&run("a"), &RETRY, T).await.expect("memory");
+    // THEN it says why and when the message comes back, until the next run claims it
+    assert_eq!(state(&claims), Some(ClaimState::Retrying));
+    let noted = claims.pending_retry(&run("a").key).expect("retrying");
+    assert_eq!((noted.attempts, noted.next_attempt_at), (2, Some(T + 90)));
+    assert_eq!(noted.reason, "server_error (503)");
     assert_eq!(claim(&claims, &run("b"), T + 1).await, Claim::Claimed);
+    assert_eq!(claims.pending_retry(&run("a").key), None);
 }
 
 #[tokio::test]
@@ -98,7 +109,7 @@ async fn given_a_completed_claim_then_every_later_claim_is_already_completed() {
     let later = claim(&claims, &run("b"), T + 10 * LEASE).await;
     assert_eq!(later, Claim::AlreadyCompleted);
     // THEN no release undoes it
-    claims.release(&run("a")).await.expect("memory");
+    claims.release(&run("a"), &RETRY, T).await.expect("memory");
     assert_eq!(state(&claims), Some(ClaimState::Completed));
 }
 
@@ -122,7 +133,7 @@ async fn given_a_failed_claim_when_a_redriven_message_claims_then_it_acts_again(
         .expect("memory");
     assert_eq!(state(&claims), Some(ClaimState::Failed));
     // WHEN its owner releases it anyway, nothing changes
-    claims.release(&run("a")).await.expect("memory");
+    claims.release(&run("a"), &RETRY, T).await.expect("memory");
     assert_eq!(state(&claims), Some(ClaimState::Failed));
     assert_eq!(claim(&claims, &run("b"), T + 2).await, Claim::Claimed);
 }
@@ -139,7 +150,7 @@ async fn given_a_run_past_its_lease_when_it_completes_then_the_effect_counts_as_
         .await
         .expect("memory");
     // THEN the claim is completed: b cannot release it, a third run acknowledges
-    claims.release(&run("b")).await.expect("memory");
+    claims.release(&run("b"), &RETRY, T).await.expect("memory");
     assert_eq!(state(&claims), Some(ClaimState::Completed));
     let third = claim(&claims, &run("c"), T + LEASE + 2).await;
     assert_eq!(third, Claim::AlreadyCompleted);
@@ -178,7 +189,7 @@ async fn given_the_memory_store_then_effect_claims_follow_their_state_machine() 
         Some(Claim::Busy)
     );
     // Only the owner releases; a stranger's release leaves the claim alone.
-    store.release(&second).await.expect("memory");
+    store.release(&second, &RETRY, T).await.expect("memory");
     assert_eq!(
         store.claim(&second, 131, 101, W).await.ok(),
         Some(Claim::Busy)

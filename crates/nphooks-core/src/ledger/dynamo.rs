@@ -56,11 +56,7 @@ impl DeliveryLedger for DynamoLedger {
         }
         let same_payload =
             |old: &table::Item| text_of(old, table::PAYLOAD_HASH) == Some(delivery.payload_hash);
-        match self
-            .table
-            .put_unless_live(item, received, None, now)
-            .await?
-        {
+        match self.table.put_unless_live(item, received, &[], now).await? {
             PutOutcome::Written(replaced) => {
                 let replaced = replaced.and_then(|old| {
                     let state = text_of(&old, table::STATE)?.parse().ok()?;

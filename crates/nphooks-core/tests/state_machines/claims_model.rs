@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use nphooks_core::claims::{Claim, ClaimKey, ClaimState, EffectClaim, EffectClaims, MemoryClaims};
+use nphooks_core::claims::{
+    Claim, ClaimKey, ClaimState, EffectClaim, EffectClaims, MemoryClaims, PendingRetry,
+};
 use nphooks_core::delivery::DeliveryKey;
 use nphooks_core::routing::Integration;
 use proptest::prelude::*;
@@ -25,7 +27,7 @@ pub enum Op {
     Complete {
         worker: usize,
     },
-    /// The worker's run failed transiently: `release`.
+    /// The worker's run failed transiently: `release` (to `retrying`).
     Release {
         worker: usize,
     },
@@ -44,6 +46,13 @@ pub enum Op {
     },
     Advance(u64),
 }
+
+/// What a released run records (its content is checked by the adapters' own tests).
+const RETRY: PendingRetry<'static> = PendingRetry {
+    attempts: 1,
+    next_attempt_at: None,
+    reason: "timeout",
+};
 
 pub fn ops(steps: usize) -> impl Strategy<Value = Vec<Op>> {
     let op = prop_oneof![
@@ -113,8 +122,8 @@ impl Model {
             .records
             .get(&key)
             .is_some_and(|r| r.state == ClaimState::InProgress && r.owner == worker);
-        if mine {
-            self.records.remove(&key);
+        if let Some(record) = self.records.get_mut(&key).filter(|_| mine) {
+            record.state = ClaimState::Retrying;
         }
     }
 
@@ -189,7 +198,11 @@ pub async fn run<C: EffectClaims, I: Inspect>(
             }
             Op::Release { worker } => {
                 if let Some(run) = model.runs.settle(worker, now) {
-                    store(claims.release(&run_of(prefix, run.key, worker)).await)?;
+                    store(
+                        claims
+                            .release(&run_of(prefix, run.key, worker), &RETRY, now)
+                            .await,
+                    )?;
                     model.release(worker, run.key);
                 }
             }
@@ -201,7 +214,11 @@ pub async fn run<C: EffectClaims, I: Inspect>(
                 }
             }
             Op::StrayRelease { worker, key } => {
-                store(claims.release(&run_of(prefix, key, worker)).await)?;
+                store(
+                    claims
+                        .release(&run_of(prefix, key, worker), &RETRY, now)
+                        .await,
+                )?;
                 model.release(worker, key);
                 model.runs.drop_hold(worker, key);
             }

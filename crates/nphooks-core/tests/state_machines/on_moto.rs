@@ -1,6 +1,7 @@
 //! The same properties on the DynamoDB adapters, against moto: 30 cases of up to 20
 //! steps each, every case under its own key prefix in one table per test.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -54,10 +55,18 @@ struct TableProbe {
     table: String,
 }
 
-impl claims_model::Inspect for TableProbe {
-    async fn state_of(&self, key: &ClaimKey) -> Option<ClaimState> {
-        let item = self
-            .client
+impl TableProbe {
+    /// A string or number attribute of the item at `key`, as stored.
+    async fn attribute(&self, key: &ClaimKey, name: &str) -> Option<String> {
+        let item = self.item(key).await?;
+        match item.get(name)? {
+            AttributeValue::S(v) | AttributeValue::N(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    async fn item(&self, key: &ClaimKey) -> Option<HashMap<String, AttributeValue>> {
+        self.client
             .get_item()
             .table_name(&self.table)
             .key(table::KEY, AttributeValue::S(key.as_str().to_owned()))
@@ -65,7 +74,13 @@ impl claims_model::Inspect for TableProbe {
             .send()
             .await
             .expect("moto answers")
-            .item?;
+            .item
+    }
+}
+
+impl claims_model::Inspect for TableProbe {
+    async fn state_of(&self, key: &ClaimKey) -> Option<ClaimState> {
+        let item = self.item(key).await?;
         let state = item.get(table::STATE)?.as_s().expect("a string state");
         Some(state.parse().expect("a claim state"))
     }
@@ -117,6 +132,53 @@ async fn given_a_forgotten_claim_when_its_run_completes_then_nothing_is_stored()
     assert_eq!(probe.state_of(&run.key).await, None);
     claims.fail(&run, "permanent", t + 1).await.expect("moto");
     assert_eq!(probe.state_of(&run.key).await, None);
+}
+
+#[tokio::test]
+async fn given_a_released_claim_then_its_item_says_when_and_why_it_retries() {
+    use nphooks_core::claims::{Claim, EffectClaim, EffectClaims, PendingRetry};
+    use nphooks_core::delivery::DeliveryKey;
+    use nphooks_core::routing::Integration;
+    let (client, table) = moto_table("retrying").await;
+    let claims = DynamoClaims::new(client.clone(), &table);
+    let delivery = DeliveryKey::from_stored("call.ended#retrying".into());
+    let run = EffectClaim::new(Integration::Crm, &delivery, "run-1").at_attempt(2);
+    let (t, window) = (super::T, super::window());
+    let claimed = claims.claim(&run, t + 60, t, window).await;
+    assert_eq!(claimed.expect("moto"), Claim::Claimed);
+    let probe = TableProbe {
+        client: client.clone(),
+        table: table.clone(),
+    };
+    assert_eq!(
+        probe.attribute(&run.key, table::ATTEMPTS).await.as_deref(),
+        Some("2")
+    );
+    // WHEN the run fails transiently and gives the claim up
+    let retry = PendingRetry {
+        attempts: 2,
+        next_attempt_at: Some(t + 95),
+        reason: "server_error (503)",
+    };
+    claims.release(&run, &retry, t + 5).await.expect("moto");
+    // THEN the item is `retrying`, with the attempts, the next attempt and the reason,
+    // no lease, and still the claim's expiry
+    let item = probe.item(&run.key).await.expect("the claim is kept");
+    let text = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(v) | AttributeValue::N(v)) => Some(v.clone()),
+        _ => None,
+    };
+    assert_eq!(text(table::STATE).as_deref(), Some("retrying"));
+    assert_eq!(text(table::ATTEMPTS).as_deref(), Some("2"));
+    assert_eq!(text(table::NEXT_ATTEMPT_AT), Some((t + 95).to_string()));
+    assert_eq!(text(table::REASON).as_deref(), Some("server_error (503)"));
+    assert_eq!(text(table::UPDATED_AT), Some((t + 5).to_string()));
+    assert!(!item.contains_key(table::LEASE_UNTIL), "{item:?}");
+    assert!(item.contains_key(table::EXPIRES_AT), "{item:?}");
+    // AND the next run claims it
+    let next_run = EffectClaim::new(Integration::Crm, &delivery, "run-2");
+    let again = claims.claim(&next_run, t + 200, t + 100, window).await;
+    assert_eq!(again.expect("moto"), Claim::Claimed);
 }
 
 #[tokio::test]

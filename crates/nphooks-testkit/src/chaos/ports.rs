@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use nphooks_core::QueueError;
-use nphooks_core::claims::{Claim, ClaimKey, EffectClaim, EffectClaims};
+use nphooks_core::claims::{Claim, ClaimKey, EffectClaim, EffectClaims, PendingRetry};
 use nphooks_core::delivery::DeliveryKey;
 use nphooks_core::envelope::QueueMessage;
 use nphooks_core::ledger::{Begin, DeliveryLedger, NewDelivery, StoredDelivery};
@@ -105,8 +105,13 @@ impl<C: EffectClaims> EffectClaims for ChaosClaims<C> {
         around(&self.plan, Port::Store, call, store_error).await
     }
 
-    async fn release(&self, claim: &EffectClaim) -> Result<(), StoreError> {
-        let call = self.inner.release(claim);
+    async fn release(
+        &self,
+        claim: &EffectClaim,
+        retry: &PendingRetry<'_>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let call = self.inner.release(claim, retry, now);
         around(&self.plan, Port::Store, call, store_error).await
     }
 
