@@ -25,6 +25,7 @@ use crate::event_source::{Pipeline, Report};
 use crate::http_server;
 use crate::serve::{self, ServeOptions};
 use effects::{BenchSink, Effects};
+use nphooks_processor::retry::RetryPolicy;
 pub use report::BenchReport;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -103,6 +104,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         source: queues.clone(),
         dlqs: &dlqs,
         allow_http: true,
+        retry: RetryPolicy::default(),
         options: &options,
     };
     let mut tasks = pipeline.spawn_processors(sinks, outcomes.clone());

@@ -21,6 +21,7 @@ use nphooks_processor::{
 use crate::progress::{Tracker, line};
 use crate::queues::QueueSource;
 use crate::serve::ServeOptions;
+use nphooks_processor::retry::RetryPolicy;
 
 /// A processor of the local runner: shared claims and queues, one limiter per process.
 pub(crate) type LocalProcessor<C, Q, K> = ProcessorDeps<Arc<C>, Arc<Q>, K, Arc<MemoryRateLimiter>>;
@@ -147,6 +148,7 @@ pub(crate) struct Pipeline<'a, C, Q, Src> {
     pub source: Arc<Src>,
     pub dlqs: &'a BTreeMap<Integration, String>,
     pub allow_http: bool,
+    pub retry: RetryPolicy,
     pub options: &'a ServeOptions,
 }
 
@@ -172,6 +174,7 @@ where
             let deps = Arc::new(ProcessorDeps {
                 config: ProcessorConfig {
                     allow_http: self.allow_http,
+                    retry: self.retry,
                     replay_window: self.receiver_config.replay_window,
                     ..ProcessorConfig::local(
                         integration,

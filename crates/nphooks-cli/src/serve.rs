@@ -26,6 +26,7 @@ use crate::http_server;
 use crate::progress::{Tracker, line};
 use crate::queues::{QueueSource, SqsSource};
 use crate::sinks::{AnySink, Outbox};
+use nphooks_processor::config::retry_policy;
 
 /// Names of what `init-local` creates and `serve --aws` uses: `<prefix>-idempotency`,
 /// `<prefix>-<integration>` and `<prefix>-<integration>-dlq`, where the prefix is
@@ -315,6 +316,7 @@ where
         source,
         dlqs: &dlqs,
         allow_http,
+        retry: retry_policy(&settings, receiver_config.replay_window)?,
         options,
     };
     let mut tasks = pipeline.spawn_processors(sinks, tracker.clone());

@@ -254,6 +254,16 @@ async fn given_three_calls_when_browsed_then_badges_letters_and_redrive_hold() {
         .await;
     assert!(!revealed.is_null());
 
+    // THEN the CRM's detail counts the two failed attempts and the one that took
+    browser
+        .goto(&format!("{origin}/deliveries/call.ended%23{CRM_RETRIES}"))
+        .await;
+    let detail = browser
+        .wait_until("the CRM detail", PATIENCE, DETAIL, |d| !d.is_null())
+        .await;
+    assert_eq!(detail["crm"]["state"], "done", "{detail}");
+    assert_eq!(detail["crm"]["attempts"], "3", "{detail}");
+
     // THEN the dead-letters page shows the Slack letter and its reason.
     browser.goto(&format!("{origin}/dead-letters")).await;
     let dead = browser.js(DEAD_LETTERS).await;
@@ -362,12 +372,14 @@ async fn given_three_calls_when_browsed_then_badges_letters_and_redrive_hold() {
     browser.close().await;
 }
 
-/// On the detail page: each integration's state and reason, and the phone as shown.
+/// On the detail page: each integration's state, reason and attempts, and the phone as
+/// shown.
 const DETAIL: &str = r#"if (!document.querySelector('#envelope')) return null;
 const d = {phone: (document.querySelector('span.masked[data-field="phone"]') || {}).textContent};
 for (const tr of document.querySelectorAll('tr.integration')) {
   d[tr.dataset.integration] = {state: tr.dataset.state,
-    reason: (tr.querySelector('td.reason') || {}).textContent || ''};
+    reason: (tr.querySelector('td.reason') || {}).textContent || '',
+    attempts: (tr.querySelector('td.attempts') || {}).textContent || ''};
 }
 return d;"#;
 

@@ -45,14 +45,7 @@ pub struct ProcessorConfig {
 impl ProcessorConfig {
     pub fn from_settings(settings: &Settings, integration: Integration) -> Result<Self> {
         let replay_window = ReplayWindow::from_settings(settings)?;
-        let window_hours = replay_window.as_secs() / 3600;
-        let horizon_hours = number(settings, RETRY_HORIZON_VAR, 1, window_hours)?.unwrap_or(24);
-        let retry = RetryPolicy {
-            horizon: Duration::from_secs(3600 * horizon_hours.min(window_hours)),
-            base: Duration::from_secs(number(settings, RETRY_BASE_VAR, 1, 900)?.unwrap_or(30)),
-            max_message_age: Duration::from_secs(replay_window.as_secs()),
-            ..RetryPolicy::default()
-        };
+        let retry = retry_policy(settings, replay_window)?;
         Ok(ProcessorConfig {
             integration,
             idempotency_table: settings.required(IDEMPOTENCY_TABLE_VAR)?.to_owned(),
@@ -84,6 +77,19 @@ impl ProcessorConfig {
             sink_timeout: None,
         }
     }
+}
+
+/// The retry policy `settings` ask for ([`RETRY_HORIZON_VAR`], [`RETRY_BASE_VAR`]), bounded
+/// by the replay window: the Lambdas' and `nphooks serve`'s.
+pub fn retry_policy(settings: &Settings, replay_window: ReplayWindow) -> Result<RetryPolicy> {
+    let window_hours = replay_window.as_secs() / 3600;
+    let horizon_hours = number(settings, RETRY_HORIZON_VAR, 1, window_hours)?.unwrap_or(24);
+    Ok(RetryPolicy {
+        horizon: Duration::from_secs(3600 * horizon_hours.min(window_hours)),
+        base: Duration::from_secs(number(settings, RETRY_BASE_VAR, 1, 900)?.unwrap_or(30)),
+        max_message_age: Duration::from_secs(replay_window.as_secs()),
+        ..RetryPolicy::default()
+    })
 }
 
 /// A whole number from `min` to `max`, or unset.

@@ -155,3 +155,19 @@ async fn given_read_only_when_a_replay_is_posted_then_403_and_nothing_replays() 
     assert_eq!(refused, StatusCode::FORBIDDEN);
     assert!(stub.replays.lock().expect("unpoisoned").is_empty());
 }
+
+#[tokio::test]
+async fn given_a_body_over_the_limit_when_posted_then_413_and_nothing_replays() {
+    let (stub, running) = dashboard(false).await;
+    let (_, page) = get(&running, "/deliveries/call.ended%23stub-1").await;
+    let token = csrf(&page).to_owned();
+    // WHEN a whole replay form is padded past the server's body limit
+    let padding = "x".repeat(crate::http_server::MAX_BODY_BYTES);
+    let form = [("csrf", token.as_str()), ("key", KEY), ("pad", &padding)];
+    let answer = replay(&running, &form).await;
+    // THEN it is refused as too large, before any handler reads it
+    assert_eq!(answer, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(stub.replays.lock().expect("unpoisoned").is_empty());
+    let whole = replay(&running, &[("csrf", &token), ("key", KEY)]).await;
+    assert_eq!(whole, StatusCode::SEE_OTHER, "the server still answers");
+}

@@ -85,14 +85,14 @@ impl Respond for FailOnCue {
         };
         if ours && failing {
             self.failed.fetch_add(1, Ordering::SeqCst);
-            let failure = ResponseTemplate::new(self.status);
-            // (a 5xx asks for a retry a second later: serve's own backoff starts at 30 s)
-            return match self.status {
-                400 => failure.set_body_string("invalid_payload"),
-                _ => failure
-                    .insert_header("Retry-After", "1")
-                    .set_body_string("unavailable"),
+            // (no Retry-After: each 503 spends an attempt; serve backs off from
+            // NPHOOKS_RETRY_BASE_SECONDS, 1 s here)
+            let body = if self.status == 400 {
+                "invalid_payload"
+            } else {
+                "unavailable"
             };
+            return ResponseTemplate::new(self.status).set_body_string(body);
         }
         self.succeeded
             .lock()
