@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEST_SECRET = "bench-" + uuid.uuid4().hex  # random per run: no published value
 TEST_API_KEY = "np_bench_" + uuid.uuid4().hex
 TABLE = "nphooks-idempotency"
-QUEUES = {"crm": "CRM", "email": "EMAIL", "slack": "SLACK", "notify": "NOTIFY"}
+QUEUES = {"crm": "CRM", "email": "EMAIL", "slack": "SLACK", "notify": "NOTIFY", "callback": "CALLBACK"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PREFIX = "/2018-06-01/runtime"
 # The virtualenv scripts/lib/stand-ins.sh installs moto into (NPHOOKS_VENV overrides).

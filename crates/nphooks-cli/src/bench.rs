@@ -19,13 +19,13 @@ use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::ledger::MemoryLedger;
 use nphooks_core::routing::Integration;
 use nphooks_processor::RecordOutcome;
+use nphooks_processor::retry::RetryPolicy;
 use nphooks_samples::TEST_WEBHOOK_SECRET;
 
 use crate::event_source::{Pipeline, Report};
 use crate::http_server;
 use crate::serve::{self, ServeOptions};
 use effects::{BenchSink, Effects};
-use nphooks_processor::retry::RetryPolicy;
 pub use report::BenchReport;
 
 #[derive(Debug, Clone, clap::Args)]

@@ -14,6 +14,7 @@ use nphooks_core::envelope::Envelope;
 use nphooks_core::queue::Queue;
 use nphooks_core::rate_limit::MemoryRateLimiter;
 use nphooks_core::routing::Integration;
+use nphooks_processor::retry::RetryPolicy;
 use nphooks_processor::{
     Delivered, ProcessorConfig, ProcessorDeps, RecordOutcome, Sink, process_records,
 };
@@ -21,7 +22,6 @@ use nphooks_processor::{
 use crate::progress::{Tracker, line};
 use crate::queues::QueueSource;
 use crate::serve::ServeOptions;
-use nphooks_processor::retry::RetryPolicy;
 
 /// A processor of the local runner: shared claims and queues, one limiter per process.
 pub(crate) type LocalProcessor<C, Q, K> = ProcessorDeps<Arc<C>, Arc<Q>, K, Arc<MemoryRateLimiter>>;

@@ -18,6 +18,7 @@ use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::ledger::{DeliveryLedger, DynamoLedger, MemoryLedger};
 use nphooks_core::queue::{MemoryQueue, Queue, SqsQueue};
 use nphooks_core::routing::Integration;
+use nphooks_processor::config::retry_policy;
 use nphooks_samples::TEST_WEBHOOK_SECRET;
 
 use crate::dashboard::memory::{Journal, Journaled, MemorySource};
@@ -26,7 +27,6 @@ use crate::http_server;
 use crate::progress::{Tracker, line};
 use crate::queues::{QueueSource, SqsSource};
 use crate::sinks::{AnySink, Outbox};
-use nphooks_processor::config::retry_policy;
 
 /// Names of what `init-local` creates and `serve --aws` uses: `<prefix>-idempotency`,
 /// `<prefix>-<integration>` and `<prefix>-<integration>-dlq`, where the prefix is
