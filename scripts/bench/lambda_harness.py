@@ -8,6 +8,7 @@ import hmac
 import json
 import os
 import queue
+import re
 import socket
 import subprocess
 import threading
@@ -21,7 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 TEST_SECRET = "bench-" + uuid.uuid4().hex  # random per run: no published value
 TEST_API_KEY = "np_bench_" + uuid.uuid4().hex
 TABLE = "nphooks-idempotency"
-QUEUES = {"crm": "CRM", "email": "EMAIL", "slack": "SLACK", "notify": "NOTIFY", "callback": "CALLBACK"}
+# The receiver's queues, read from template.yaml (`X_QUEUE_URL: !Ref XQueue`), so a new
+# integration needs no edit here: {"crm": "CRM", ...}.
+QUEUES = {
+    var.lower(): var
+    for var in re.findall(r"^\s+([A-Z]+)_QUEUE_URL: !Ref \w+Queue$",
+                          (ROOT / "template.yaml").read_text(), re.MULTILINE)
+}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PREFIX = "/2018-06-01/runtime"
 # The virtualenv scripts/lib/stand-ins.sh installs moto into (NPHOOKS_VENV overrides).
