@@ -335,12 +335,14 @@ where
         Err(error) => {
             trace.sink_failed = true;
             let reason = error.to_string();
-            // A 429 waits without spending an attempt; every other failure spends one.
-            let attempts = settle.state.attempts + u32::from(!error.is_rate_limited());
+            // A transient 429 (or Retry-After) waits without spending an attempt; every
+            // other failure spends one.
+            let rate_limited = error.retryable && error.is_rate_limited();
+            let attempts = settle.state.attempts + u32::from(!rate_limited);
             let outcome = if !error.retryable {
                 settle.state.attempts = attempts;
                 settle.dead_letter(&reason).await
-            } else if error.is_rate_limited() {
+            } else if rate_limited {
                 let wait = error.retry_after.unwrap_or(deps.config.retry.base);
                 settle
                     .wait_for_rate_limit(now + wait, &error, envelope)

@@ -214,6 +214,29 @@ async fn given_two_failed_attempts_when_the_third_succeeds_then_its_claim_says_3
 }
 
 #[tokio::test]
+async fn given_a_429_with_retry_after_then_no_attempt_is_spent_and_the_claim_says_when() {
+    let wait = Some(Duration::from_secs(7));
+    let answer = SinkError::transient(FailureReason::RateLimited).with_retry_after(wait);
+    let deps = deps(vec![Err(answer)]);
+    // (received just now: a message older than the replay window is dead-lettered instead)
+    let record = record(&nphooks_core::rfc3339(start()));
+    let deadline = SystemTime::now() + Duration::from_secs(60);
+    let outcome = process_records(&deps, &[record], deadline).await.remove(0);
+    let RecordOutcome::Deferred { why, until } = outcome else {
+        panic!("expected a wait, got {outcome:?}");
+    };
+    assert_eq!(
+        (why, until),
+        (Deferral::RateLimited, start() + Duration::from_secs(7))
+    );
+    // THEN the claim waits for the destination's time, with no failed attempt counted
+    let retry = deps.claims.pending_retry(&claim_key()).expect("retrying");
+    let due = nphooks_core::epoch_seconds(until);
+    assert_eq!((retry.attempts, retry.next_attempt_at), (0, Some(due)));
+    assert_eq!(retry.reason, "rate_limited");
+}
+
+#[tokio::test]
 async fn given_the_retry_budget_spent_when_it_fails_again_then_the_claim_fails() {
     let mut deps = deps(vec![Err(SinkError::transient(FailureReason::ServerError))]);
     deps.config.retry.horizon = Duration::ZERO;
