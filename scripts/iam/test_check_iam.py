@@ -25,8 +25,15 @@ def template(text=None):
     return yaml_parse(text)
 
 
-def release(function, key):
+def delete(function, key):
+    """A DeleteItem: how the receiver abandons a delivery record it began (and how the
+    processors gave a claim up before a released claim became `retrying`)."""
     return Call(function, "dynamodb:DeleteItem", TABLE, key)
+
+
+def release(function, key):
+    """A processor gives its claim up after a transient failure: UpdateItem to `retrying`."""
+    return Call(function, "dynamodb:UpdateItem", TABLE, key)
 
 
 class ChecksEachCall(unittest.TestCase):
@@ -34,9 +41,14 @@ class ChecksEachCall(unittest.TestCase):
         self.roles = function_roles(template())
 
     def test_given_todays_roles_when_each_function_releases_its_own_claim_then_allowed(self):
-        calls = [release("ReceiverFunction", "call.ended#c1"), release("CrmFunction", "crm#call.ended#c1")]
+        calls = [delete("ReceiverFunction", "call.ended#c1"), release("CrmFunction", "crm#call.ended#c1")]
         report = check(self.roles, calls, [])
         self.assertEqual(report["denied"], {}, render(report))
+
+    def test_given_todays_roles_when_a_processor_deletes_its_own_claim_then_denied(self):
+        call = delete("CrmFunction", "crm#call.ended#c1")
+        report = check(self.roles, [call], [])
+        self.assertIn(("CrmFunction", "dynamodb:DeleteItem", TABLE, "crm#call.ended#c1"), report["denied"])
 
     def test_given_a_processor_when_it_writes_another_integrations_claim_then_denied(self):
         call = Call("CrmFunction", "dynamodb:PutItem", TABLE, "slack#call.ended#c1")
@@ -55,7 +67,7 @@ class ChecksEachCall(unittest.TestCase):
         line = "Action: [dynamodb:PutItem, dynamodb:DeleteItem]\n"
         self.assertIn(line, text)
         without = text.replace(line, "Action: [dynamodb:PutItem]\n", 1)
-        report = check(function_roles(template(without)), [release("ReceiverFunction", "call.ended#c1")], [])
+        report = check(function_roles(template(without)), [delete("ReceiverFunction", "call.ended#c1")], [])
         self.assertTrue(failed(report))
         self.assertIn(
             f"DENIED   ReceiverFunction: dynamodb:DeleteItem on {TABLE} x1", render(report)
@@ -99,7 +111,7 @@ class BeforeTheFix(unittest.TestCase):
         if shown.returncode != 0:
             self.skipTest(f"commit {BEFORE_FIX} is not in this clone (shallow?)")
         roles = function_roles(template(shown.stdout), {"ExistingSecretArn": ""})
-        calls = [release("ReceiverFunction", "call.ended#c1"), release("CrmFunction", "crm#call.ended#c1")]
+        calls = [delete("ReceiverFunction", "call.ended#c1"), delete("CrmFunction", "crm#call.ended#c1")]
         denied = {(f, a) for f, a, _, _ in check(roles, calls, [])["denied"]}
         self.assertEqual(
             denied, {("ReceiverFunction", "dynamodb:DeleteItem"), ("CrmFunction", "dynamodb:DeleteItem")}
