@@ -2,21 +2,45 @@
 //! once, in the record's one write. A JSON envelope shrinks to about a third, and
 //! DynamoDB bills a write unit per started KB of the item.
 
-use std::io::{Read, Write};
+use std::cell::RefCell;
+use std::io::Read;
 
-use flate2::Compression;
 use flate2::read::DeflateDecoder;
-use flate2::write::DeflateEncoder;
+use flate2::{Compress, Compression, FlushCompress, Status};
 
 use super::MAX_STORED_ENVELOPE_BYTES;
 
+thread_local! {
+    /// One compressor per thread, reset for each envelope: a new one allocates over
+    /// 200 KB of tables and buffers each time. Reusing it makes packing a 900-byte
+    /// envelope 23 % cheaper (22.5 → 17.4 µs); what is left is mostly the reset zeroing
+    /// its hash tables (docs/profile.md).
+    static DEFLATE: RefCell<Compress> = RefCell::new(Compress::new(Compression::default(), false));
+}
+
 /// The deflated bytes of `envelope`, when they fit the item ([`MAX_STORED_ENVELOPE_BYTES`]).
 pub fn pack(envelope: &str) -> Option<Vec<u8>> {
-    let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
-    // Writing to a Vec cannot fail.
-    encoder.write_all(envelope.as_bytes()).ok()?;
-    let packed = encoder.finish().ok()?;
-    (packed.len() <= MAX_STORED_ENVELOPE_BYTES).then_some(packed)
+    DEFLATE.with_borrow_mut(|deflate| {
+        deflate.reset();
+        let input = envelope.as_bytes();
+        // Text deflates smaller, so the input's length (plus a block header) nearly
+        // always holds the output; the buffer grows only for incompressible input.
+        let mut packed = Vec::with_capacity(MAX_STORED_ENVELOPE_BYTES.min(input.len() + 64));
+        loop {
+            let read = usize::try_from(deflate.total_in()).ok()?;
+            let status = deflate
+                .compress_vec(input.get(read..)?, &mut packed, FlushCompress::Finish)
+                .ok()?;
+            if status == Status::StreamEnd {
+                break;
+            }
+            if packed.len() > MAX_STORED_ENVELOPE_BYTES {
+                return None;
+            }
+            packed.reserve(packed.capacity().max(64));
+        }
+        (packed.len() <= MAX_STORED_ENVELOPE_BYTES).then_some(packed)
+    })
 }
 
 /// The envelope `pack` made, or none when `bytes` are not deflated UTF-8 (another
@@ -54,6 +78,19 @@ mod tests {
         let packed = pack(envelope).expect("fits");
         assert!(packed.len() < envelope.len(), "{}", packed.len());
         assert_eq!(unpack(&packed).as_deref(), Some(envelope));
+    }
+
+    #[test]
+    fn given_an_abandoned_packing_then_the_next_envelope_packs_alone() {
+        // GIVEN one thread's compressor, left mid-stream by an envelope too large to keep
+        let envelope = r#"{"v":1,"webhook":{"data":{"call_id":"c1","transcript":"hi"}}}"#;
+        let first = pack(envelope).expect("fits");
+        assert_eq!(pack(&incompressible(3 * MAX_STORED_ENVELOPE_BYTES)), None);
+        // WHEN the next envelope is packed
+        let again = pack(envelope).expect("fits");
+        // THEN it is the same bytes as before, and nothing of the other is in them
+        assert_eq!(again, first);
+        assert_eq!(unpack(&again).as_deref(), Some(envelope));
     }
 
     #[test]
