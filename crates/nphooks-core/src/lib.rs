@@ -20,6 +20,13 @@
 //! The sample webhooks (the source of `events/`) live in the `nphooks-samples` crate,
 //! which no Lambda depends on.
 
+/// Every binary that links this crate (the six Lambdas, the CLI, the tests) allocates
+/// with mimalloc: the AWS SDK allocates per call, and glibc's malloc and free were 13 % of
+/// the receiver's CPU; with mimalloc a duplicate costs 42 % less CPU and an accepted
+/// webhook 14 % less (docs/profile.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod aws;
 pub mod claims;
 pub mod clock;
