@@ -11,7 +11,7 @@
 //! `integration#delivery_key` stays far inside DynamoDB's 2,048-byte partition key and
 //! the envelope far inside SQS's message size.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::webhook::{Event, Webhook};
@@ -31,8 +31,8 @@ impl DeliveryKey {
         let call_id = &webhook.data.call_id;
         let full = match webhook.event {
             Event::Known(kind) if kind.repeats_within_call() => {
-                let digest = Sha256::digest(canonical_json(webhook.data_value()));
-                format!("{event}#{call_id}#{}", hex::encode(&digest[..8]))
+                let digest = webhook.data_digest().map(|d| hex::encode(&d[..8]));
+                format!("{event}#{call_id}#{}", digest.unwrap_or_default())
             }
             _ => format!("{event}#{call_id}"),
         };
@@ -82,40 +82,45 @@ pub fn payload_hash(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
 }
 
-/// Compact JSON with object keys sorted, whatever order they arrived in.
-fn canonical_json(value: &Value) -> Vec<u8> {
-    fn write(value: &Value, out: &mut Vec<u8>) {
-        match value {
-            Value::Object(map) => {
-                let mut entries: Vec<_> = map.iter().collect();
-                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                out.push(b'{');
-                for (i, (key, item)) in entries.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write(&Value::String(key.clone()), out);
-                    out.push(b':');
-                    write(item, out);
-                }
-                out.push(b'}');
-            }
-            Value::Array(items) => {
-                out.push(b'[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write(item, out);
-                }
-                out.push(b']');
-            }
-            scalar => out.extend(serde_json::to_vec(scalar).unwrap_or_default()),
-        }
-    }
+/// SHA-256 of `data` as compact JSON with object keys sorted, whatever order they
+/// arrived in: what a repeatable event's delivery key includes.
+pub(crate) fn canonical_digest(data: &Map<String, Value>) -> [u8; 32] {
     let mut out = Vec::new();
-    write(value, &mut out);
-    out
+    write_object(data, &mut out);
+    Sha256::digest(&out).into()
+}
+
+fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
+    let mut entries: Vec<_> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out.push(b'{');
+    for (i, (key, item)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend(serde_json::to_vec(key).unwrap_or_default());
+        out.push(b':');
+        write_value(item, out);
+    }
+    out.push(b'}');
+}
+
+/// Compact JSON with object keys sorted.
+fn write_value(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => write_object(map, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => out.extend(serde_json::to_vec(scalar).unwrap_or_default()),
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +158,14 @@ mod tests {
         assert_eq!(a.len(), "data.collected#c1#".len() + 16);
         assert_eq!(a, reordered);
         assert_ne!(a, other);
+    }
+
+    #[test]
+    fn given_a_repeating_event_then_its_key_is_the_one_already_stored() {
+        // Keys already in tables and queues must not change: this one is SHA-256 of the
+        // sorted compact JSON, computed outside Rust (Python's json.dumps, sort_keys).
+        let body = r#"{"event":"message.collected","data":{"tags":["b","a"],"n":3,"message":"Call me back","caller":{"phone":"+15550100","name":"Ann"},"call_id":"c9"}}"#;
+        assert_eq!(key(body), "message.collected#c9#39505f4825c0c3a8");
     }
 
     #[test]

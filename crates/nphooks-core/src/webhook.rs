@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use self::read::{Reader, read_timestamp};
 use crate::ParseError;
+use crate::delivery::canonical_digest;
 
 /// Where the receiver listens: the URL path registered in the NextPhone dashboard.
 pub const WEBHOOK_PATH: &str = "/webhook/nextphone";
@@ -105,8 +106,9 @@ pub struct Webhook {
     /// `timestamp` when it is an RFC 3339 date-time; otherwise absent (and counted as drift).
     pub timestamp: Option<String>,
     pub data: CallData,
-    /// `data` exactly as parsed (unknown fields included), for hashing and routing.
-    data_value: Value,
+    /// SHA-256 of `data` in canonical form (unknown fields included), for the events
+    /// whose delivery key includes it ([`EventKind::repeats_within_call`]).
+    data_digest: Option<[u8; 32]>,
     /// The body as received, surrounding whitespace trimmed.
     raw: String,
     /// Paths of optional fields whose type was unexpected (read as absent or coerced).
@@ -149,29 +151,35 @@ impl Webhook {
             }
             Some(_) => return Err(wrong("event", "a string")),
         };
-        let data_value = match root.remove("data") {
+        let data = match root.remove("data") {
             None | Some(Value::Null) => return Err(ParseError::MissingField("data.call_id")),
-            Some(v @ Value::Object(_)) => v,
+            Some(Value::Object(data)) => data,
             Some(_) => return Err(wrong("data", "an object")),
+        };
+        let data_digest = match event {
+            Event::Known(kind) if kind.repeats_within_call() => Some(canonical_digest(&data)),
+            _ => None,
         };
         let mut drift = Vec::new();
         let (timestamp, sent_at) = read_timestamp(root.get("timestamp"), &mut drift);
-        let data = CallData::from_value(&data_value, &mut drift)?;
+        // The typed view takes its fields out of the parsed `data`: nothing is copied.
+        let data = CallData::from_object(data, &mut drift)?;
 
         Ok(Webhook {
             event,
             timestamp,
             data,
-            data_value,
+            data_digest,
             raw: text.to_owned(),
             drift,
             sent_at,
         })
     }
 
-    /// `data` as received, for hashing and matching on fields the typed view lacks.
-    pub fn data_value(&self) -> &Value {
-        &self.data_value
+    /// SHA-256 of `data` in canonical form (keys sorted, compact), for an event that can
+    /// repeat within one call; none for the others.
+    pub fn data_digest(&self) -> Option<&[u8; 32]> {
+        self.data_digest.as_ref()
     }
 
     /// The body as received (trimmed), valid JSON.
@@ -192,16 +200,16 @@ impl Webhook {
 }
 
 impl CallData {
-    fn from_value(value: &Value, drift: &mut Vec<&'static str>) -> Result<Self, ParseError> {
-        let Value::Object(data) = value else {
-            return Err(wrong("data", "an object"));
-        };
-        let call_id = match data.get("call_id") {
+    fn from_object(
+        mut data: Map<String, Value>,
+        drift: &mut Vec<&'static str>,
+    ) -> Result<Self, ParseError> {
+        let call_id = match data.remove("call_id") {
             None | Some(Value::Null) => return Err(ParseError::MissingField("data.call_id")),
             Some(Value::String(s)) if s.trim().is_empty() => {
                 return Err(ParseError::MissingField("data.call_id"));
             }
-            Some(Value::String(s)) => s.clone(),
+            Some(Value::String(s)) => s,
             Some(Value::Number(n)) => {
                 drift.push("data.call_id");
                 n.to_string()
@@ -209,12 +217,12 @@ impl CallData {
             Some(_) => return Err(wrong("data.call_id", "a string")),
         };
         let mut read = Reader { drift };
-        let caller = match data.get("caller") {
+        let caller = match data.remove("caller") {
             None | Some(Value::Null) => Caller::default(),
-            Some(Value::Object(c)) => Caller {
-                phone: read.string(c, "phone", "data.caller.phone"),
-                name: read.string(c, "name", "data.caller.name"),
-                email: read.string(c, "email", "data.caller.email"),
+            Some(Value::Object(mut c)) => Caller {
+                phone: read.string(&mut c, "phone", "data.caller.phone"),
+                name: read.string(&mut c, "name", "data.caller.name"),
+                email: read.string(&mut c, "email", "data.caller.email"),
             },
             Some(_) => {
                 read.drifted("data.caller");
@@ -222,9 +230,9 @@ impl CallData {
             }
         };
         let duration_seconds = read.duration(data.get("duration_seconds"));
-        let custom_fields = match data.get("custom_fields") {
+        let custom_fields = match data.remove("custom_fields") {
             None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(fields)) => fields.clone(),
+            Some(Value::Object(fields)) => fields,
             Some(_) => {
                 read.drifted("data.custom_fields");
                 Map::new()
@@ -233,11 +241,11 @@ impl CallData {
         Ok(CallData {
             call_id,
             caller,
-            call_type: read.string(data, "call_type", "data.call_type"),
+            call_type: read.string(&mut data, "call_type", "data.call_type"),
             duration_seconds,
-            transcript: read.string(data, "transcript", "data.transcript"),
-            ai_summary: read.string(data, "ai_summary", "data.ai_summary"),
-            to_number: read.string(data, "to_number", "data.to_number"),
+            transcript: read.string(&mut data, "transcript", "data.transcript"),
+            ai_summary: read.string(&mut data, "ai_summary", "data.ai_summary"),
+            to_number: read.string(&mut data, "to_number", "data.to_number"),
             custom_fields,
         })
     }
@@ -272,7 +280,6 @@ mod tests {
         assert_eq!(hook.data.caller.name.as_deref(), Some("John Doe"));
         assert_eq!(hook.data.duration_seconds, Some(180.0));
         assert_eq!(hook.data.custom_fields["service_type"], "remodeling");
-        assert_eq!(hook.data_value()["extra"]["kept"], true);
         assert_eq!(hook.raw().as_bytes(), body);
     }
 

@@ -41,16 +41,17 @@ impl Reader<'_> {
         self.drift.push(path);
     }
 
-    /// A string; a number becomes its decimal text; anything else is absent.
+    /// A string, taken out of `object`; a number becomes its decimal text; anything
+    /// else is absent.
     pub(super) fn string(
         &mut self,
-        object: &Map<String, Value>,
+        object: &mut Map<String, Value>,
         key: &str,
         path: &'static str,
     ) -> Option<String> {
-        match object.get(key) {
+        match object.remove(key) {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::String(s)) => Some(s),
             Some(Value::Number(n)) => {
                 self.drifted(path);
                 Some(n.to_string())
