@@ -14,7 +14,7 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::webhook::{Event, Webhook};
+use crate::webhook::Webhook;
 
 /// The longest delivery key stored as it is.
 pub const MAX_DELIVERY_KEY_BYTES: usize = 256;
@@ -29,12 +29,11 @@ impl DeliveryKey {
     pub fn for_webhook(webhook: &Webhook) -> Self {
         let event = webhook.event.name();
         let call_id = &webhook.data.call_id;
-        let full = match webhook.event {
-            Event::Known(kind) if kind.repeats_within_call() => {
-                let digest = webhook.data_digest().map(|d| hex::encode(&d[..8]));
-                format!("{event}#{call_id}#{}", digest.unwrap_or_default())
-            }
-            _ => format!("{event}#{call_id}"),
+        // The parse keeps a digest of `data` exactly for the events that can repeat
+        // within one call (`EventKind::repeats_within_call`).
+        let full = match webhook.data_digest() {
+            Some(digest) => format!("{event}#{call_id}#{}", hex::encode(&digest[..8])),
+            None => format!("{event}#{call_id}"),
         };
         DeliveryKey(bounded(full))
     }
