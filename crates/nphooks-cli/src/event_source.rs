@@ -2,7 +2,7 @@
 //! feeds it: batches received, handled, deleted when final, progress reported.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use std::collections::BTreeMap;
@@ -124,7 +124,7 @@ pub(crate) async fn event_source<C, Q, K, Src, R>(
         let outcomes = process_records(
             &deps,
             &records,
-            SystemTime::now() + options.invocation_timeout,
+            deps.clock.now() + options.invocation_timeout,
         )
         .await;
         let elapsed = started.elapsed();

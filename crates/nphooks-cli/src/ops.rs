@@ -10,7 +10,7 @@ pub use dlq::{
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use aws_sdk_dynamodb::types::TimeToLiveSpecification;
@@ -219,7 +219,7 @@ pub async fn replay_stored<C: EffectClaims + Clone, Q: Queue + Clone>(
         let outcome = process_records(
             &deps,
             &[message],
-            SystemTime::now() + Duration::from_secs(30),
+            deps.clock.now() + Duration::from_secs(30),
         )
         .await
         .into_iter()

@@ -274,8 +274,8 @@ mod tests {
         let sink = AnySink::for_integration(Integration::Crm, &settings, true, &aws, &outbox)
             .expect("preview");
         let webhook = r#"{"event":"call.ended","data":{"call_id":"c 1","caller":{"name":"Dana Whitfield"},"custom_fields":{"team_size":"40"}}}"#;
-        let envelope =
-            Envelope::decode(nphooks_samples::queue_message(webhook).body()).expect("envelope");
+        let message = nphooks_samples::queue_message(webhook, std::time::SystemTime::now());
+        let envelope = Envelope::decode(message.body()).expect("envelope");
 
         // WHEN the call is previewed
         let delivered = sink.deliver(&envelope).await.expect("previewed");

@@ -35,7 +35,8 @@ fn given_a_clean_directory_when_demo_runs_offline_then_all_four_integrations_are
     let previews = dir.join("outbox/call.ended_call_8f14e45fceea167a");
     // What the processors' own builders produce for the same webhook.
     let body = serde_json::to_string_pretty(&webhook_body(EventKind::CallEnded)).expect("json");
-    let envelope = Envelope::decode(queue_message(&body).body()).expect("valid");
+    let message = queue_message(&body, std::time::SystemTime::now());
+    let envelope = Envelope::decode(message.body()).expect("valid");
     assert_eq!(
         http_body(&previews.join("slack.http")),
         slack::slack_message(&envelope)

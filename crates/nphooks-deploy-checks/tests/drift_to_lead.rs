@@ -3,7 +3,7 @@
 //! tolerant parser, posts the lead to a local CRM.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use nphooks_core::config::{ReceiverConfig, Settings};
 use nphooks_core::ledger::DynamoLedger;
@@ -83,7 +83,7 @@ async fn given_duration_as_text_custom_fields_as_array_and_a_numeric_name_then_t
     let outcomes = process_records(
         &processor,
         &[record],
-        SystemTime::now() + Duration::from_secs(30),
+        processor.clock.now() + Duration::from_secs(30),
     )
     .await;
 

@@ -5,10 +5,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use nphooks_core::claims::DynamoClaims;
 use nphooks_core::config::{ReceiverConfig, Settings};
+use nphooks_core::queue::SqsQueue;
+use nphooks_core::rate_limit::DynamoRateLimiter;
 use nphooks_core::routing::Integration;
 use nphooks_processor::http::{OutboundUrl, client};
-use nphooks_processor::{HttpSink, Sink, process_batch};
+use nphooks_processor::{HttpSink, ProcessorDeps, Sink, process_batch};
 use nphooks_samples::receiver_samples;
 use nphooks_testkit::Moto;
 use wiremock::matchers::method;
@@ -75,13 +78,22 @@ async fn given_each_receiver_sample_event_then_the_receiver_answers_as_documente
 async fn run_samples<K: Sink>(moto: &Moto, integration: Integration, sink: K) -> usize {
     let mut deps = moto.processor_deps(integration, sink);
     deps.config.rate_limit = Some(None); // samples run back to back; pacing is tested elsewhere
+    run_samples_expecting_no_failure(&deps, integration).await
+}
+
+/// Runs every sample event of `integration` as Lambda delivers it; each is acknowledged
+/// (no batch item failure). Returns how many there were.
+async fn run_samples_expecting_no_failure<K: Sink>(
+    deps: &ProcessorDeps<DynamoClaims, SqsQueue, K, DynamoRateLimiter>,
+    integration: Integration,
+) -> usize {
     let mut count = 0;
     for file in files(integration.as_str()) {
         let event: SqsEvent =
             serde_json::from_str(&std::fs::read_to_string(&file).expect("readable"))
                 .expect("an SQS event");
         let response = process_batch(
-            &deps,
+            deps,
             nphooks_testkit::sqs_event(event.records, Duration::from_secs(60)),
         )
         .await
@@ -106,6 +118,13 @@ async fn stand_in() -> MockServer {
     server
 }
 
+/// Slack's sink, posting to `server`.
+fn slack_sink(server: &MockServer) -> slack::SlackSink {
+    let url = format!("{}/services/T/B/x", server.uri());
+    let url = OutboundUrl::parse("SLACK_WEBHOOK_URL", &url, true, true).expect("url");
+    slack::SlackSink::new(url, client().expect("client"))
+}
+
 async fn requests(server: &MockServer) -> usize {
     server.received_requests().await.map_or(0, |r| r.len())
 }
@@ -117,17 +136,7 @@ async fn given_each_processor_sample_event_then_it_takes_effect_once_against_mot
     let http = || client().expect("client");
 
     let server = stand_in().await;
-    let sink = slack::SlackSink::new(
-        OutboundUrl::parse(
-            "SLACK_WEBHOOK_URL",
-            &format!("{}/services/T/B/x", server.uri()),
-            true,
-            true,
-        )
-        .expect("url"),
-        http(),
-    );
-    let events = run_samples(&moto, Integration::Slack, sink).await;
+    let events = run_samples(&moto, Integration::Slack, slack_sink(&server)).await;
     assert_eq!(
         requests(&server).await,
         events,
@@ -186,4 +195,51 @@ async fn given_each_processor_sample_event_then_it_takes_effect_once_against_mot
     };
     let sink = email::EmailSink::new(config, email::SmtpMailer::new(&smtp).expect("mailer"));
     run_samples(&moto, Integration::Email, sink).await;
+}
+
+#[tokio::test]
+async fn given_each_slack_sample_event_when_slack_asks_to_wait_then_it_is_dead_lettered_expired_as_documented()
+ {
+    // GIVEN the Slack samples (replayed old events, received at SAMPLE_RECEIVED_AT) and a
+    // Slack that answers 429 with Retry-After
+    let moto = Moto::start("samples-expired").await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "5"))
+        .mount(&server)
+        .await;
+    let mut deps = moto.processor_deps(Integration::Slack, slack_sink(&server));
+    deps.config.rate_limit = Some(None);
+    let received_at = nphooks_core::clock::parse_rfc3339(nphooks_samples::SAMPLE_RECEIVED_AT)
+        .expect("an RFC 3339 time");
+    assert!(
+        deps.clock.now() > received_at + deps.config.retry.max_message_age,
+        "the samples are older than the replay window"
+    );
+
+    // WHEN each is processed
+    let events = run_samples_expecting_no_failure(&deps, Integration::Slack).await;
+
+    // THEN each reached Slack once, and is in the DLQ as `expired`, not waiting on its queue
+    assert_eq!(requests(&server).await, events);
+    let dead = moto.drain(&moto.dlq_urls[&Integration::Slack]).await;
+    let reasons: Vec<&str> = dead
+        .iter()
+        .filter_map(|m| {
+            m.message_attributes()?
+                .get("failure_reason")?
+                .string_value()
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        vec!["expired: rate_limited (429)"; events],
+        "as events/README.md documents"
+    );
+    assert!(
+        moto.drain(&moto.queue_urls[&Integration::Slack])
+            .await
+            .is_empty(),
+        "nothing left waiting"
+    );
 }

@@ -1,9 +1,38 @@
 //! Why a sink failed: a classified reason and a status, never text parsed back, never a
 //! peer's answer body (it may echo the caller's data we sent).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub use reqwest::StatusCode;
+
+/// The longest wait a peer's `Retry-After` is honoured for (SQS's visibility limit is
+/// 12 h; a peer asking for more is treated as asking for this).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(12 * 3600);
+
+/// When a peer asked us to come back (`Retry-After`): after a delay, or at a time of its
+/// clock. A time is kept as given and measured against the processor's [`Clock`] when the
+/// retry is scheduled, so no sink reads the wall clock.
+///
+/// [`Clock`]: nphooks_core::clock::Clock
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// `Retry-After: <seconds>`, or a sink's own wait.
+    Delay(Duration),
+    /// `Retry-After: <HTTP-date>`.
+    At(SystemTime),
+}
+
+impl RetryAfter {
+    /// How long to wait from `now`: at most [`MAX_RETRY_AFTER`]; a time already past is no
+    /// wait (the caller applies its floor).
+    pub fn wait_from(self, now: SystemTime) -> Duration {
+        let wait = match self {
+            RetryAfter::Delay(delay) => delay,
+            RetryAfter::At(at) => at.duration_since(now).unwrap_or_default(),
+        };
+        wait.min(MAX_RETRY_AFTER)
+    }
+}
 
 /// A classified failure reason. Its `as_str` is what logs, claims and DLQ attributes carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,8 +116,8 @@ pub struct SinkError {
     /// the recipient.
     pub smtp_code: Option<SmtpCode>,
     pub retryable: bool,
-    /// The peer asked us to wait this long (429/503 `Retry-After`).
-    pub retry_after: Option<Duration>,
+    /// The peer asked us to wait (429/503 `Retry-After`).
+    pub retry_after: Option<RetryAfter>,
     /// Our own words: which field, which setting. Never caller or peer data.
     pub detail: Option<&'static str>,
 }
@@ -124,9 +153,21 @@ impl SinkError {
         self
     }
 
+    /// The peer (or the sink, for a destination's own "slow down") asks for `delay`.
     pub fn with_retry_after(mut self, delay: Option<Duration>) -> Self {
-        self.retry_after = delay;
+        self.retry_after = delay.map(RetryAfter::Delay);
         self
+    }
+
+    /// The peer's `Retry-After`, as it was given.
+    pub fn with_retry(mut self, retry_after: Option<RetryAfter>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
+    /// The wait the peer asked for, measured from `now`.
+    pub fn retry_wait(&self, now: SystemTime) -> Option<Duration> {
+        self.retry_after.map(|r| r.wait_from(now))
     }
 
     pub fn with_detail(mut self, detail: &'static str) -> Self {
@@ -194,6 +235,26 @@ mod tests {
             .with_retry_after(Some(Duration::from_secs(1)));
         assert!(limited.retryable && limited.is_rate_limited());
         assert!(!SinkError::transient(FailureReason::ServerError).is_rate_limited());
+    }
+
+    #[test]
+    fn given_a_retry_after_time_then_the_wait_is_measured_from_the_callers_now_and_capped() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let at = RetryAfter::At(now + Duration::from_secs(30));
+        assert_eq!(at.wait_from(now), Duration::from_secs(30));
+        assert_eq!(
+            at.wait_from(now + Duration::from_secs(40)),
+            Duration::ZERO,
+            "a time already past"
+        );
+        assert_eq!(
+            RetryAfter::At(now + 2 * MAX_RETRY_AFTER).wait_from(now),
+            MAX_RETRY_AFTER
+        );
+        assert_eq!(
+            RetryAfter::Delay(Duration::from_secs(999_999_999)).wait_from(now),
+            MAX_RETRY_AFTER
+        );
     }
 
     #[test]

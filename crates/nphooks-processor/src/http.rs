@@ -2,14 +2,14 @@
 //! `https://` only unless `NPHOOKS_ALLOW_HTTP=1`. Responses are classified once, here.
 
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use nphooks_core::ConfigError;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use url::{Host, Url};
 
-use crate::failure::{FailureReason, SinkError};
+use crate::failure::{FailureReason, RetryAfter, SinkError};
 use crate::{Error, Result};
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -18,10 +18,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// with the connection. Bodies are never stored nor quoted in failures.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The longest `Retry-After` honoured (SQS's visibility limit is 12 h; a sender asking
-/// for more is treated as asking for this).
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(12 * 3600);
 
 /// A configured outbound URL that passed the policy. `Display` never shows a path or
 /// query when the URL itself is a secret (a Slack webhook).
@@ -127,7 +123,7 @@ pub struct Reply {
 pub async fn send(request: reqwest::RequestBuilder) -> Result<Reply, SinkError> {
     let response = request.send().await.map_err(transport_error)?;
     let status = response.status();
-    let retry_after = retry_after(response.headers(), SystemTime::now());
+    let retry_after = retry_after(response.headers());
     classify(status, retry_after)?;
     Ok(Reply {
         status,
@@ -163,7 +159,7 @@ pub async fn read_capped(mut response: reqwest::Response) -> String {
 }
 
 /// Classifies a status; see [`send`]. `Ok(())` for 2xx.
-pub fn classify(status: StatusCode, retry_after: Option<Duration>) -> Result<(), SinkError> {
+pub fn classify(status: StatusCode, retry_after: Option<RetryAfter>) -> Result<(), SinkError> {
     let (reason, retryable) = match status.as_u16() {
         200..=299 => return Ok(()),
         408 => (FailureReason::RequestTimeout, true),
@@ -177,7 +173,7 @@ pub fn classify(status: StatusCode, retry_after: Option<Duration>) -> Result<(),
         _ => (FailureReason::UnexpectedStatus, false),
     };
     let error = if retryable {
-        SinkError::transient(reason).with_retry_after(retry_after)
+        SinkError::transient(reason).with_retry(retry_after)
     } else {
         SinkError::permanent(reason)
     };
@@ -198,17 +194,14 @@ pub fn idempotency_key(delivery_key: &str) -> String {
     out
 }
 
-/// `Retry-After` as delay-seconds or an HTTP date, capped at 12 h.
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+/// `Retry-After` as delay-seconds or an HTTP date, as given: the wait is measured (and
+/// capped) by the runtime, on its clock ([`RetryAfter::wait_from`]).
+pub fn retry_after(headers: &HeaderMap) -> Option<RetryAfter> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    let delay = match value.parse::<u64>() {
-        Ok(seconds) => Duration::from_secs(seconds),
-        Err(_) => httpdate::parse_http_date(value)
-            .ok()?
-            .duration_since(now)
-            .unwrap_or_default(),
-    };
-    Some(delay.min(MAX_RETRY_AFTER))
+    match value.parse::<u64>() {
+        Ok(seconds) => Some(RetryAfter::Delay(Duration::from_secs(seconds))),
+        Err(_) => httpdate::parse_http_date(value).ok().map(RetryAfter::At),
+    }
 }
 
 #[cfg(test)]
@@ -279,18 +272,17 @@ mod tests {
 
     #[test]
     fn given_retry_after_headers_then_seconds_and_dates_are_read() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let header = |v: &str| {
             let mut h = HeaderMap::new();
             h.insert(RETRY_AFTER, v.parse().expect("valid header"));
-            retry_after(&h, now)
+            retry_after(&h)
         };
-        assert_eq!(header("7"), Some(Duration::from_secs(7)));
+        assert_eq!(header("7"), Some(RetryAfter::Delay(Duration::from_secs(7))));
         assert_eq!(
             header(&httpdate::fmt_http_date(now + Duration::from_secs(30))),
-            Some(Duration::from_secs(30))
+            Some(RetryAfter::At(now + Duration::from_secs(30)))
         );
-        assert_eq!(header("999999999"), Some(MAX_RETRY_AFTER));
         assert_eq!(header("soon"), None);
     }
 }

@@ -21,7 +21,7 @@ mod settle;
 
 pub use config::ProcessorConfig;
 pub use error::{Error, Result};
-pub use failure::{FailureReason, SinkError, SmtpCode, StatusCode};
+pub use failure::{FailureReason, RetryAfter, SinkError, SmtpCode, StatusCode};
 pub use lambda::{AWS_TIMEOUTS, FromSetup, HttpSink, SinkSetup, Startup, run, run_lambda};
 pub use runtime::{Delivered, ProcessorDeps, RecordOutcome, Sink, process_batch, process_records};
 pub use settle::Deferral;

@@ -37,6 +37,12 @@ pub const MIN_WORK_TIME: Duration = Duration::from_millis(500);
 pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// How long a message waits when another run holds its claim.
 pub const CLAIM_BUSY_DELAY: Duration = Duration::from_secs(30);
+/// The longest a Lambda invocation runs; a deadline further ahead is read as this.
+pub const MAX_INVOCATION: Duration = Duration::from_secs(900);
+/// The time an invocation gets when its runtime gave no usable deadline: one more than a
+/// day in the past, which Lambda never sends (`cargo lambda watch` sends `600000`, ten
+/// minutes after 1970).
+pub const UNKNOWN_DEADLINE_BUDGET: Duration = Duration::from_secs(30);
 
 /// What a sink did, for the log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,17 +146,31 @@ async fn settle_records<C: EffectClaims, Q: Queue, K: Sink, L: RateLimiter>(
     records: &[SqsMessage],
     lambda_deadline: SystemTime,
 ) -> Vec<(RecordOutcome, Tally)> {
-    let left = lambda_deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or_default();
+    // The deadline is a time of the clock the Lambda runs on (the event's context); how
+    // much is left is read on the same clock, then kept by the monotonic timer.
+    let now = deps.clock.now();
+    let left = time_left(lambda_deadline, now);
     let deadline = Instant::now() + left.saturating_sub(DEADLINE_MARGIN);
-    let lease_until = epoch_seconds(deps.clock.now() + left + LEASE_MARGIN);
+    let lease_until = epoch_seconds(now + left + LEASE_MARGIN);
     join_all(
         records
             .iter()
             .map(|record| process_record(deps, record, deadline, lease_until)),
     )
     .await
+}
+
+/// How much of the invocation is left at `now`: none once its deadline has passed, at most
+/// [`MAX_INVOCATION`], and [`UNKNOWN_DEADLINE_BUDGET`] when the deadline cannot be one.
+pub fn time_left(lambda_deadline: SystemTime, now: SystemTime) -> Duration {
+    match lambda_deadline.duration_since(now) {
+        Ok(left) => left.min(MAX_INVOCATION),
+        Err(past) if past.duration() > Duration::from_secs(24 * 3600) => {
+            tracing::warn!("the runtime gave no usable deadline; working to a default budget");
+            UNKNOWN_DEADLINE_BUDGET
+        }
+        Err(_) => Duration::ZERO,
+    }
 }
 
 /// Processes a batch; each record on its own. Records left on the queue are reported as
@@ -343,7 +363,7 @@ where
                 settle.state.attempts = attempts;
                 settle.dead_letter(&reason).await
             } else if rate_limited {
-                let wait = error.retry_after.unwrap_or(deps.config.retry.base);
+                let wait = error.retry_wait(now).unwrap_or(deps.config.retry.base);
                 settle
                     .wait_for_rate_limit(now + wait, &error, envelope)
                     .await

@@ -108,8 +108,8 @@ fn record(received_at: &str) -> SqsMessage {
 
 /// Runs one record of the demo envelope through the processor.
 async fn process(deps: &Deps) -> RecordOutcome {
-    let record = record("2026-11-26T15:30:01Z");
-    let deadline = SystemTime::now() + Duration::from_secs(60);
+    let record = record(&nphooks_core::rfc3339(start()));
+    let deadline = deps.clock.now() + Duration::from_secs(60);
     let mut outcomes = process_records(deps, &[record], deadline).await;
     assert_eq!(outcomes.len(), 1);
     outcomes.remove(0)
@@ -130,6 +130,38 @@ async fn given_a_new_delivery_when_processed_then_it_is_claimed_sent_and_complet
     assert_eq!(calls(&deps), 1);
     assert_eq!(deps.claims.state(&claim_key()), Some(ClaimState::Completed));
     assert_eq!(deps.queue.total(), 0, "nothing re-sent or dead-lettered");
+}
+
+#[tokio::test]
+async fn given_a_deadline_lambda_never_sends_then_the_record_is_processed_on_a_default_budget() {
+    // GIVEN the deadline `cargo lambda watch` sends (600000: ten minutes after 1970), and
+    // one just passed
+    let deps = deps(vec![]);
+    let emulated = UNIX_EPOCH + Duration::from_millis(600_000);
+    // WHEN a record is processed
+    let outcome = process_records(&deps, &[record(&nphooks_core::rfc3339(start()))], emulated)
+        .await
+        .remove(0);
+    // THEN it is acted on (a real deadline just passed still stops it)
+    assert_eq!(
+        outcome,
+        RecordOutcome::Done(Delivered::Sent("lead created".into()))
+    );
+    let passed = deps.clock.now() - Duration::from_secs(1);
+    let late = process_records(&deps, &[record(&nphooks_core::rfc3339(start()))], passed)
+        .await
+        .remove(0);
+    assert!(
+        matches!(
+            late,
+            RecordOutcome::Deferred {
+                why: Deferral::NotStarted,
+                ..
+            }
+        ),
+        "{late:?}"
+    );
+    assert_eq!(calls(&deps), 1);
 }
 
 #[tokio::test]
@@ -196,7 +228,7 @@ async fn given_a_transient_failure_then_the_claim_is_retrying_and_the_message_ba
 async fn given_two_failed_attempts_when_the_third_succeeds_then_its_claim_says_3() {
     let deps = deps(vec![]);
     // GIVEN a message re-sent after two failed attempts
-    let mut record = record("2026-11-26T15:30:01Z");
+    let mut record = record(&nphooks_core::rfc3339(start()));
     let carried = [(ATTEMPTS_ATTR, "2")].map(|(name, value)| {
         let attribute = serde_json::json!({"stringValue": value, "dataType": "Number"});
         (
@@ -206,7 +238,7 @@ async fn given_two_failed_attempts_when_the_third_succeeds_then_its_claim_says_3
     });
     record.message_attributes = carried.into_iter().collect();
     // WHEN it is processed
-    let deadline = SystemTime::now() + Duration::from_secs(60);
+    let deadline = deps.clock.now() + Duration::from_secs(60);
     let outcome = process_records(&deps, &[record], deadline).await.remove(0);
     // THEN the claim records the third attempt
     assert!(matches!(outcome, RecordOutcome::Done(_)), "{outcome:?}");
@@ -220,7 +252,7 @@ async fn given_a_429_with_retry_after_then_no_attempt_is_spent_and_the_claim_say
     let deps = deps(vec![Err(answer)]);
     // (received just now: a message older than the replay window is dead-lettered instead)
     let record = record(&nphooks_core::rfc3339(start()));
-    let deadline = SystemTime::now() + Duration::from_secs(60);
+    let deadline = deps.clock.now() + Duration::from_secs(60);
     let outcome = process_records(&deps, &[record], deadline).await.remove(0);
     let RecordOutcome::Deferred { why, until } = outcome else {
         panic!("expected a wait, got {outcome:?}");
@@ -275,11 +307,11 @@ async fn given_a_permanent_failure_then_the_claim_fails_and_the_message_is_dead_
 /// Runs one record received at `start()`, with the clock at `start() + after`, as the
 /// Lambda runs a batch; returns the batch's EMF lines.
 async fn batch_metrics(deps: &Deps, after: Duration) -> Vec<serde_json::Value> {
+    deps.clock.advance(after);
     let mut context = Context::default();
-    context.deadline = nphooks_core::clock::epoch_millis(SystemTime::now()) + 60_000;
+    context.deadline = nphooks_core::clock::epoch_millis(deps.clock.now()) + 60_000;
     let mut event = SqsEvent::default();
     event.records = vec![record(&nphooks_core::rfc3339(start()))];
-    deps.clock.advance(after);
     let capture = Capture::start();
     process_batch(deps, LambdaEvent::new(event, context))
         .await

@@ -6,7 +6,7 @@
 //! in seconds. Processors run with `max_queue_delay = 0`, so nothing waits in real time.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use nphooks_core::claims::EffectClaims;
@@ -103,7 +103,7 @@ where
             .collect();
         let batch: Vec<SqsMessage> = due_keys.iter().filter_map(|k| held.remove(k)).collect();
         let outcomes =
-            process_records(deps, &batch, SystemTime::now() + Duration::from_secs(60)).await;
+            process_records(deps, &batch, deps.clock.now() + Duration::from_secs(60)).await;
         for (record, outcome) in batch.into_iter().zip(&outcomes) {
             if outcome.is_final() {
                 delete(moto, &queue_url, &record).await;

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_runtime::{Context, LambdaEvent};
+use nphooks_core::clock::{Clock, epoch_millis};
 
 /// A string attribute of an item, or "".
 pub fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
@@ -16,18 +17,39 @@ pub fn text(item: &HashMap<String, AttributeValue>, name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The envelope the receiver would enqueue for `webhook_json`.
+/// The envelope the receiver would enqueue for `webhook_json` received now: for tests
+/// whose processor runs on the system clock (or on a manual clock started now).
 pub fn envelope_for(webhook_json: &str) -> String {
-    nphooks_samples::queue_message(webhook_json)
+    envelope_at(webhook_json, SystemTime::now())
+}
+
+/// The envelope the receiver would enqueue for `webhook_json` received at `received_at`
+/// (a time of the clock the test controls).
+pub fn envelope_at(webhook_json: &str, received_at: SystemTime) -> String {
+    nphooks_samples::queue_message(webhook_json, received_at)
         .body()
         .to_owned()
 }
 
-/// A demo-request `call.ended` for `call_id`, with a caller `name`.
+/// The envelope of a demo request for `call_id` sent and received at the sample's fixed
+/// times ([`nphooks_samples::sample_times`]): for tests that render it and compare nothing
+/// with now, so their snapshots hold on any day.
+pub fn rendered_demo_request(call_id: &str, name: &str) -> String {
+    let (sent, received) = nphooks_samples::sample_times();
+    envelope_at(&demo_request_at(call_id, name, sent), received)
+}
+
+/// A demo-request `call.ended` for `call_id`, with a caller `name`, sent now.
 pub fn demo_request(call_id: &str, name: &str) -> String {
+    demo_request_at(call_id, name, SystemTime::now())
+}
+
+/// A demo-request `call.ended` for `call_id`, with a caller `name`, whose `timestamp` says
+/// NextPhone sent it at `sent_at` (a time of the clock the test controls).
+pub fn demo_request_at(call_id: &str, name: &str, sent_at: SystemTime) -> String {
     serde_json::json!({
         "event": "call.ended",
-        "timestamp": "2026-11-26T15:30:00Z",
+        "timestamp": nphooks_core::rfc3339(sent_at),
         "data": {
             "call_id": call_id,
             "call_type": "demo_request",
@@ -56,13 +78,21 @@ pub fn sqs_message(message_id: &str, body: &str) -> SqsMessage {
     .expect("a valid SQS record")
 }
 
-/// A Lambda invocation carrying `records`, with `time_left` before its deadline.
+/// A Lambda invocation carrying `records`, with `time_left` before its deadline, for a
+/// processor on the system clock.
 pub fn sqs_event(records: Vec<SqsMessage>, time_left: Duration) -> LambdaEvent<SqsEvent> {
+    sqs_event_on(&Clock::System, records, time_left)
+}
+
+/// A Lambda invocation carrying `records`, its deadline `time_left` after `clock`'s now:
+/// the deadline is a time of the processor's clock, as Lambda's is of the system's.
+pub fn sqs_event_on(
+    clock: &Clock,
+    records: Vec<SqsMessage>,
+    time_left: Duration,
+) -> LambdaEvent<SqsEvent> {
     let mut context = Context::default();
-    let deadline = SystemTime::now() + time_left;
-    context.deadline = deadline
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    context.deadline = epoch_millis(clock.now() + time_left);
     let mut event = SqsEvent::default();
     event.records = records;
     LambdaEvent::new(event, context)

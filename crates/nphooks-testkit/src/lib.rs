@@ -15,7 +15,10 @@ pub mod logs;
 pub mod stand_ins;
 pub mod suite;
 
-pub use fixtures::{demo_request, envelope_for, sqs_event, sqs_message, text};
+pub use fixtures::{
+    demo_request, demo_request_at, envelope_at, envelope_for, rendered_demo_request, sqs_event,
+    sqs_event_on, sqs_message, text,
+};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};

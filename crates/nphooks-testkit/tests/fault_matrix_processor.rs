@@ -129,7 +129,7 @@ fn name(outcome: &RecordOutcome) -> String {
 /// claim, and what was sent to the queue and the DLQ.
 async fn observe(deps: &Deps, moto: &Moto, body: &str, index: usize) -> String {
     let record = sqs_message(&format!("m-{index}"), body);
-    let deadline = SystemTime::now() + Duration::from_secs(20);
+    let deadline = deps.clock.now() + Duration::from_secs(20);
     let outcome = process_records(deps, &[record], deadline).await.remove(0);
     let effects = deps.sink.effects.load(Ordering::SeqCst);
     let key = DeliveryKey::from_stored(format!("call.ended#call_fp_{index}"));

@@ -8,7 +8,7 @@ use nphooks_core::routing::Integration;
 use nphooks_core::secret::Secret;
 use nphooks_processor::http::{OutboundUrl, client};
 use nphooks_processor::nextphone::NextPhoneApi;
-use nphooks_processor::{Delivered, Sink};
+use nphooks_processor::{Delivered, RetryAfter, Sink};
 use nphooks_testkit::{demo_request, envelope_for, suite};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -135,10 +135,10 @@ async fn given_nextphone_answers_then_each_is_classified() {
             Err(_) => "permanent",
         };
         assert_eq!(kind, expected, "{status}");
-        let waited = result
-            .err()
-            .and_then(|e| e.retry_after)
-            .map(|d| d.as_secs());
+        let waited = result.err().and_then(|e| e.retry_after).map(|r| match r {
+            RetryAfter::Delay(d) => d.as_secs(),
+            RetryAfter::At(at) => panic!("{status}: a date, {at:?}"),
+        });
         assert_eq!(waited, retry_after, "{status}: Retry-After honoured");
     }
 }

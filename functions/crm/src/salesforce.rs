@@ -18,8 +18,6 @@ mod answer;
 pub mod fields;
 mod token;
 
-use std::time::SystemTime;
-
 use nphooks_core::config::Settings;
 use nphooks_core::secret::Secret;
 use nphooks_processor::http::{self, OutboundUrl};
@@ -220,7 +218,7 @@ impl Salesforce {
             .json(body);
         let response = request.send().await.map_err(http::transport_error)?;
         let status = response.status();
-        let retry_after = http::retry_after(response.headers(), SystemTime::now());
+        let retry_after = http::retry_after(response.headers());
         let text = http::read_capped(response).await;
         if status.is_success() {
             return Ok((status, text));

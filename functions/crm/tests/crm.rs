@@ -9,8 +9,8 @@ use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::routing::Integration;
 use nphooks_processor::http::client;
-use nphooks_processor::{Delivered, FailureReason, HttpSink, Sink, SinkError};
-use nphooks_testkit::{demo_request, envelope_for, suite};
+use nphooks_processor::{Delivered, FailureReason, HttpSink, RetryAfter, Sink, SinkError};
+use nphooks_testkit::{demo_request, envelope_for, rendered_demo_request, suite};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -181,10 +181,15 @@ async fn given_the_generic_provider_when_delivered_then_the_lead_is_posted_with_
 
 #[tokio::test]
 async fn given_crm_answers_400_503_and_429_then_they_are_permanent_transient_and_deferred() {
-    let cases: [(u16, Option<&str>, &str, Option<Duration>); 3] = [
+    let cases: [(u16, Option<&str>, &str, Option<RetryAfter>); 3] = [
         (400, None, "permanent", None),
         (503, None, "transient", None),
-        (429, Some("7"), "transient", Some(Duration::from_secs(7))),
+        (
+            429,
+            Some("7"),
+            "transient",
+            Some(RetryAfter::Delay(Duration::from_secs(7))),
+        ),
     ];
     for (status, retry_after, expected, expected_delay) in cases {
         // GIVEN a CRM that answers `status`, echoing the caller's email in its body

@@ -12,7 +12,9 @@ use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_core::routing::Integration;
 use nphooks_processor::{Delivered, Sink, process_batch};
-use nphooks_testkit::{Moto, envelope_for, sqs_event, sqs_message, text};
+use nphooks_testkit::{
+    Moto, envelope_at, envelope_for, sqs_event, sqs_event_on, sqs_message, text,
+};
 use serde_json::json;
 
 const PLENTY: Duration = Duration::from_secs(60);
@@ -348,12 +350,12 @@ async fn given_the_smtp_server_is_down_then_it_is_retried_and_sent_when_it_retur
         Some("dana.down@example.com"),
         "Dana Whitfield",
     );
-    let queued = envelope_for(&body);
+    let queued = envelope_at(&body, clock.now());
 
     // WHEN nothing listens THEN the record is acknowledged and re-sent as attempt 1
     let response = process_batch(
         &deps,
-        sqs_event(vec![sqs_message("down-1", &queued)], PLENTY),
+        sqs_event_on(&clock, vec![sqs_message("down-1", &queued)], PLENTY),
     )
     .await
     .expect("ok");
@@ -386,7 +388,7 @@ async fn given_the_smtp_server_is_down_then_it_is_retried_and_sent_when_it_retur
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     clock.advance(Duration::from_secs(3600));
-    let response = process_batch(&deps, sqs_event(vec![retry], PLENTY))
+    let response = process_batch(&deps, sqs_event_on(&clock, vec![retry], PLENTY))
         .await
         .expect("ok");
     assert!(response.batch_item_failures.is_empty());

@@ -8,8 +8,8 @@ use notify::{NotifySink, notification};
 use nphooks_core::config::Settings;
 use nphooks_core::envelope::Envelope;
 use nphooks_processor::http::client;
-use nphooks_processor::{Delivered, HttpSink, Sink};
-use nphooks_testkit::{demo_request, envelope_for};
+use nphooks_processor::{Delivered, HttpSink, RetryAfter, Sink};
+use nphooks_testkit::{demo_request, envelope_at, envelope_for, rendered_demo_request};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -55,14 +55,18 @@ async fn recorded(server: &MockServer) -> Vec<wiremock::Request> {
 fn given_a_demo_request_then_the_notification_body_matches_its_snapshot() {
     insta::assert_json_snapshot!(
         "demo_request",
-        notification(&envelope("call_notify", "Dana Whitfield"))
+        notification(
+            &Envelope::decode(&rendered_demo_request("call_notify", "Dana Whitfield"))
+                .expect("valid")
+        )
     );
 }
 
 #[test]
 fn given_a_call_without_call_type_then_the_type_is_the_event_name() {
-    let minimal = Envelope::decode(&envelope_for(
+    let minimal = Envelope::decode(&envelope_at(
         r#"{"event":"message.collected","data":{"call_id":"c-min"}}"#,
+        nphooks_samples::sample_times().1,
     ))
     .expect("valid");
     let body = notification(&minimal);
@@ -201,7 +205,7 @@ async fn given_the_endpoint_answers_429_with_retry_after_then_it_is_transient_an
             assert!(e.retryable, "expected transient: {e}");
             e.retry_after
         }),
-        Err(Some(Duration::from_secs(7)))
+        Err(Some(RetryAfter::Delay(Duration::from_secs(7))))
     );
 }
 

@@ -46,7 +46,8 @@ impl Stand {
     pub async fn delivery(&self, call_id: &str, routes: &[Integration]) -> (DeliveryKey, String) {
         let mut body = nphooks_samples::webhook_body(EventKind::CallEnded);
         body["data"]["call_id"] = call_id.into();
-        let message = nphooks_samples::queue_message(&body.to_string());
+        let message =
+            nphooks_samples::queue_message(&body.to_string(), std::time::SystemTime::now());
         let envelope = message.body().to_owned();
         let key = Envelope::decode(&envelope)
             .expect("an envelope")

@@ -19,7 +19,7 @@
 //! is moto's: about 6.5 proxied calls per delivery.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use aws_config::retry::RetryConfig;
 use nphooks_core::aws::Timeouts;
@@ -334,7 +334,7 @@ async fn invoke(moto: &Moto, processor: &Processor, crash: Option<u32>) -> Optio
     if batch.is_empty() {
         return None;
     }
-    let deadline = SystemTime::now() + LAMBDA_TIMEOUT;
+    let deadline = processor.clock.now() + LAMBDA_TIMEOUT;
     let run = tokio::time::timeout(KILL_AFTER, process_records(processor, &batch, deadline));
     let Some(Ok(outcomes)) = unless_dropped(crash, run).await else {
         return Some(true);

@@ -4,7 +4,7 @@
 //! at the end checks the ledger of what happened ([`super::report`]).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use nphooks_core::claims::MemoryClaims;
 use nphooks_core::clock::{Clock, from_epoch_millis};
@@ -201,7 +201,7 @@ pub async fn run(config: SoakConfig) -> Result<SoakReport, SoakError> {
                 plan.sync();
                 continue;
             }
-            let deadline = SystemTime::now() + LAMBDA_TIMEOUT;
+            let deadline = processor.clock.now() + LAMBDA_TIMEOUT;
             let run = process_records(processor, &batch, deadline);
             let outcomes = unless_crashed(&plan, run).await;
             plan.sync();

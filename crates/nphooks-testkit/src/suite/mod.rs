@@ -15,7 +15,10 @@ use nphooks_processor::{ProcessorDeps, Sink, process_batch};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::{Moto, demo_request, envelope_for, sqs_event, sqs_message, text};
+use crate::{
+    Moto, demo_request, demo_request_at, envelope_at, envelope_for, sqs_event, sqs_event_on,
+    sqs_message, text,
+};
 
 mod dead_letters;
 mod retry_budget;
@@ -234,17 +237,20 @@ async fn hanging_sink_stops_before_the_deadline(
         .mount(&server)
         .await;
     // The retry is re-sent visible at once, so the test need not wait out its delay.
-    let (deps, _clock) = on_virtual_time(unpaced(
+    let (deps, clock) = on_virtual_time(unpaced(
         moto.processor_deps(integration, make_sink(&server.uri())),
     ));
-    let body = envelope_for(&demo_request("call_hang", "Dana Whitfield"));
+    let body = envelope_at(
+        &demo_request_at("call_hang", "Dana Whitfield", clock.now()),
+        clock.now(),
+    );
     let time_left = Duration::from_secs(4);
 
     // WHEN it is processed
     let started = Instant::now();
     let response = process_batch(
         &deps,
-        sqs_event(vec![sqs_message("m-hang", &body)], time_left),
+        sqs_event_on(&clock, vec![sqs_message("m-hang", &body)], time_left),
     )
     .await
     .expect("batch handled");

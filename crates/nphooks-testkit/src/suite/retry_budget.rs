@@ -13,7 +13,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use super::{MakeSink, PLENTY, ok_server, on_virtual_time, requests, unpaced};
 use crate::event_source::drain_on_virtual_time;
 use crate::stand_ins::DownUntil;
-use crate::{Moto, demo_request, envelope_for, sqs_event, sqs_message};
+use crate::{Moto, demo_request_at, envelope_at, sqs_event_on, sqs_message};
 
 pub(super) async fn five_hundreds_then_success(
     integration: Integration,
@@ -32,7 +32,10 @@ pub(super) async fn five_hundreds_then_success(
         moto.processor_deps(integration, make_sink(&server.uri())),
     ));
     let queue_url = moto.queue_urls[&integration].clone();
-    let body = envelope_for(&demo_request("call_5xx", "Dana Whitfield"));
+    let body = envelope_at(
+        &demo_request_at("call_5xx", "Dana Whitfield", clock.now()),
+        clock.now(),
+    );
     moto.send(&queue_url, &body).await;
 
     // WHEN the event source runs until the queue is empty
@@ -57,7 +60,7 @@ pub(super) async fn five_hundreds_then_success(
     );
     let again = process_batch(
         &deps,
-        sqs_event(vec![sqs_message("m-5xx-late", &body)], PLENTY),
+        sqs_event_on(&clock, vec![sqs_message("m-5xx-late", &body)], PLENTY),
     )
     .await
     .expect("batch handled");
@@ -85,7 +88,10 @@ pub(super) async fn down_for_thirty_minutes_then_back(
         .respond_with(down.clone())
         .mount(&server)
         .await;
-    let body = envelope_for(&demo_request("call_down", "Dana Whitfield"));
+    let body = envelope_at(
+        &demo_request_at("call_down", "Dana Whitfield", clock.now()),
+        clock.now(),
+    );
     moto.send(&moto.queue_urls[&integration], &body).await;
 
     // WHEN the event source runs until the queue is empty
@@ -121,7 +127,10 @@ pub(super) async fn down_past_the_horizon_is_dead_lettered(
         .respond_with(down.clone())
         .mount(&server)
         .await;
-    let body = envelope_for(&demo_request("call_gone", "Dana Whitfield"));
+    let body = envelope_at(
+        &demo_request_at("call_gone", "Dana Whitfield", clock.now()),
+        clock.now(),
+    );
     moto.send(&moto.queue_urls[&integration], &body).await;
 
     // WHEN the event source runs until the queue is empty

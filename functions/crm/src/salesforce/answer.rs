@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use nphooks_processor::{FailureReason, SinkError, StatusCode, http};
+use nphooks_processor::{FailureReason, RetryAfter, SinkError, StatusCode, http};
 use serde_json::Value;
 
 use super::fields::is_api_name;
@@ -64,13 +64,15 @@ impl ApiError {
 /// Classifies an answer that was not a success. 401 stays `Unauthorized` (the caller
 /// refreshes the token once); `REQUEST_LIMIT_EXCEEDED` is a rate limit; 400s name the
 /// error code and the fields; 300 (the delivery key matches several leads) is a conflict.
-pub fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> SinkError {
+pub fn classify(status: StatusCode, retry_after: Option<RetryAfter>, body: &str) -> SinkError {
     let error = ApiError::parse(body);
     let refused = |reason| SinkError::permanent(reason).with_status(status);
     match (status.as_u16(), error.code.as_deref()) {
         (403, Some("REQUEST_LIMIT_EXCEEDED")) => SinkError::transient(FailureReason::RateLimited)
             .with_status(status)
-            .with_retry_after(Some(retry_after.unwrap_or(REQUEST_LIMIT_WAIT)))
+            .with_retry(Some(
+                retry_after.unwrap_or(RetryAfter::Delay(REQUEST_LIMIT_WAIT)),
+            ))
             .with_detail("REQUEST_LIMIT_EXCEEDED"),
         (300, _) => refused(FailureReason::Conflict).with_detail(
             "several leads hold this delivery key; make SALESFORCE_EXTERNAL_ID_FIELD Unique",
@@ -148,9 +150,16 @@ mod tests {
             r#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#;
         let error = classify(status(403), None, limit);
         assert!(error.retryable && error.is_rate_limited());
-        assert_eq!(error.retry_after, Some(REQUEST_LIMIT_WAIT));
+        assert_eq!(
+            error.retry_after,
+            Some(RetryAfter::Delay(REQUEST_LIMIT_WAIT))
+        );
         let unavailable = r#"[{"message":"down","errorCode":"SERVER_UNAVAILABLE"}]"#;
-        let error = classify(status(503), Some(Duration::from_secs(3)), unavailable);
+        let error = classify(
+            status(503),
+            Some(RetryAfter::Delay(Duration::from_secs(3))),
+            unavailable,
+        );
         assert!(error.retryable && error.reason == FailureReason::ServerError);
         let denied = r#"[{"message":"m","errorCode":"INSUFFICIENT_ACCESS_OR_READONLY"}]"#;
         let error = classify(status(403), None, denied);

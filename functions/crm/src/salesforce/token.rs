@@ -3,7 +3,6 @@
 //! Salesforce answers 401 (at most once per delivery: see `Salesforce::deliver`).
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use nphooks_core::secret::Secret;
 use nphooks_processor::http::{self, OutboundUrl};
@@ -96,7 +95,7 @@ impl Tokens {
             .await
             .map_err(|e| http::transport_error(e).with_detail(STEP))?;
         let status = response.status();
-        let retry_after = http::retry_after(response.headers(), SystemTime::now());
+        let retry_after = http::retry_after(response.headers());
         if matches!(status.as_u16(), 400 | 401 | 403) {
             // invalid_client, invalid_grant, no run-as user: configuration, not chance.
             return Err(SinkError::permanent(FailureReason::Unauthorized)

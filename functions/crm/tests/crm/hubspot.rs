@@ -78,7 +78,9 @@ async fn given_hubspot_and_a_caller_with_email_when_delivered_then_the_contact_i
 
     // WHEN a demo request is delivered
     let result = hubspot_sink(&server.uri())
-        .deliver(&envelope("call_hs", "Dana Whitfield"))
+        .deliver(
+            &Envelope::decode(&rendered_demo_request("call_hs", "Dana Whitfield")).expect("valid"),
+        )
         .await;
 
     // THEN one upsert keyed by email, then one note on contact 501, both with the token
