@@ -83,16 +83,17 @@ stand_ins_stop() {
   rm -rf "${MAILDIR:-}" "${MOTO_LOG:-}" "${SMTP_LOG:-}"
 }
 
-# Headless Chromium and its WebDriver for the dashboard's browser test
-# (crates/nphooks-cli/tests/browser.rs): the Debian packages `chromium` and
-# `chromium-driver`, installed once (we run as root on a fresh CI machine), then
-# NPHOOKS_CHROMEDRIVER and NPHOOKS_CHROMIUM exported for the test.
-stand_ins_install_chromium() {
-  if ! command -v chromedriver >/dev/null 2>&1; then
+# The Debian packages the suite needs, installed once (we run as root on a fresh CI
+# machine): headless Chromium and its WebDriver (`chromium`, `chromium-driver`) for the
+# dashboard's browser test (crates/nphooks-cli/tests/browser.rs), and libfaketime
+# (`faketime`) for the clock guard (scripts/test-runner.sh, NPHOOKS_CLOCK_AHEAD). Then
+# NPHOOKS_CHROMEDRIVER and NPHOOKS_CHROMIUM are exported for the browser test.
+stand_ins_install_debian() {
+  if ! command -v chromedriver >/dev/null 2>&1 || ! command -v faketime >/dev/null 2>&1; then
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver faketime >/dev/null
   fi
   NPHOOKS_CHROMEDRIVER=$(command -v chromedriver)
   # (a chromedriver installed otherwise finds its own browser when this is empty)

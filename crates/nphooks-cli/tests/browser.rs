@@ -71,6 +71,7 @@ impl Stand {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .envs(self.env.iter().cloned())
             .args(args);
+        nphooks_testkit::child_clock::same_clock(&mut command);
         command
     }
 

@@ -8,6 +8,7 @@
 //! and inspection as [`SETUP_IDENTITY`], which the check skips.
 
 pub mod chaos;
+pub mod child_clock;
 pub mod event_source;
 pub mod fault_proxy;
 mod fixtures;

@@ -18,6 +18,7 @@ fn start_receiver(secret: &str, local_mode: bool) -> (bool, String) {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         // Unroutable, so a receiver that did start would fail fast instead of serving.
         .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9");
+    nphooks_testkit::child_clock::same_clock(&mut command);
     for integration in nphooks_core::routing::Integration::ALL {
         command.env(integration.queue_url_var(), "https://sqs.example/q");
     }

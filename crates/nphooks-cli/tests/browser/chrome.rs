@@ -72,7 +72,8 @@ impl Browser {
             return None;
         };
         let port = free_port();
-        let driver = Command::new(&chromedriver)
+        let mut driver = Command::new(&chromedriver);
+        let driver = nphooks_testkit::child_clock::real_clock(&mut driver)
             .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -21,6 +21,7 @@ pub fn nphooks(dir: &Path) -> Command {
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    nphooks_testkit::child_clock::same_clock(&mut command);
     command
 }
 
